@@ -1,0 +1,18 @@
+// Shims for libuv: only what Swift cannot import or call directly.
+#pragma once
+#include <uv.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+// uv_handle_t casts are implicit in C but not in Swift; these keep the casts in one place.
+static inline uv_handle_t *cuv_handle(void *h) { return (uv_handle_t *)h; }
+static inline uv_stream_t *cuv_stream(void *h) { return (uv_stream_t *)h; }
+
+// SO_PEERCRED via getsockopt: struct ucred needs _GNU_SOURCE, which Swift's Glibc module does not set.
+static inline int cuv_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid) {
+  struct { int pid; unsigned uid; unsigned gid; } cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+  *pid = cred.pid; *uid = cred.uid; *gid = cred.gid;
+  return 0;
+}

@@ -1,0 +1,162 @@
+/// The methods of `orchestra.memory.v1.MemoryService` (SPEC §5).
+public enum MemoryMethod: String, Sendable, CaseIterable {
+    case ping = "Ping"
+    case addMemoryItem = "AddMemoryItem"
+    case addMemoryItems = "AddMemoryItems"
+    case getMemoryItem = "GetMemoryItem"
+    case deleteMemoryItem = "DeleteMemoryItem"
+    case getConversationHistory = "GetConversationHistory"
+    case semanticSearch = "SemanticSearch"
+    case checkDuplicate = "CheckDuplicate"
+    case addRawAgentData = "AddRawAgentData"
+    case getAgentData = "GetAgentData"
+    case listAgentData = "ListAgentData"
+    case cleanupExpiredItems = "CleanupExpiredItems"
+    case healthCheck = "HealthCheck"
+
+    public static let servicePrefix = "/orchestra.memory.v1.MemoryService/"
+
+    /// The full name on the wire, e.g. `/orchestra.memory.v1.MemoryService/Ping`.
+    public var path: String { Self.servicePrefix + rawValue }
+
+    private static let byPath: [String: MemoryMethod] = Dictionary(uniqueKeysWithValues: allCases.map { ($0.path, $0) })
+
+    public init?(path: String) {
+        guard let m = Self.byPath[path] else { return nil }
+        self = m
+    }
+}
+
+/// A decoded request of any method, with the wire's fields (before validation and defaults).
+public enum MethodRequest: Sendable, Equatable {
+    case ping
+    case addMemoryItem(item: MemoryItem, upsert: Bool, rejectDuplicateContent: Bool)
+    case addMemoryItems(items: [MemoryItem], upsert: Bool)
+    case getMemoryItem(id: String)
+    case deleteMemoryItem(id: String)
+    case getConversationHistory(HistoryRequest)
+    case semanticSearch(SearchRequest)
+    case checkDuplicate(item: MemoryItem)
+    case addRawAgentData(AgentData)
+    case getAgentData(id: String)
+    case listAgentData(ListAgentDataRequest)
+    case cleanupExpiredItems
+    case healthCheck
+
+    public var method: MemoryMethod {
+        switch self {
+        case .ping: .ping
+        case .addMemoryItem: .addMemoryItem
+        case .addMemoryItems: .addMemoryItems
+        case .getMemoryItem: .getMemoryItem
+        case .deleteMemoryItem: .deleteMemoryItem
+        case .getConversationHistory: .getConversationHistory
+        case .semanticSearch: .semanticSearch
+        case .checkDuplicate: .checkDuplicate
+        case .addRawAgentData: .addRawAgentData
+        case .getAgentData: .getAgentData
+        case .listAgentData: .listAgentData
+        case .cleanupExpiredItems: .cleanupExpiredItems
+        case .healthCheck: .healthCheck
+        }
+    }
+}
+
+public struct HistoryRequest: Sendable, Equatable {
+    public var userID: String
+    public var sessionID: String
+    public var limit: UInt32
+    public var itemType: String
+    public var filters: [String: JSONValue]
+    public var pageToken: String
+
+    public init(userID: String, sessionID: String = "", limit: UInt32 = 0, itemType: String = "",
+                filters: [String: JSONValue] = [:], pageToken: String = "") {
+        self.userID = userID
+        self.sessionID = sessionID
+        self.limit = limit
+        self.itemType = itemType
+        self.filters = filters
+        self.pageToken = pageToken
+    }
+}
+
+public struct SearchRequest: Sendable, Equatable {
+    public var userID: String
+    public var queryEmbedding: [Float]
+    public var persona: String
+    public var sessionID: String
+    public var topK: UInt32
+    public var minScore: Double?
+    public var measure: Int32
+
+    public init(userID: String, queryEmbedding: [Float], persona: String = "", sessionID: String = "", topK: UInt32 = 0,
+                minScore: Double? = nil, measure: DistanceMeasure = .cosine) {
+        self.userID = userID
+        self.queryEmbedding = queryEmbedding
+        self.persona = persona
+        self.sessionID = sessionID
+        self.topK = topK
+        self.minScore = minScore
+        self.measure = measure.rawValue
+    }
+}
+
+public struct ListAgentDataRequest: Sendable, Equatable {
+    public var agentID: String
+    public var dataType: String
+    public var limit: UInt32
+    public var pageToken: String
+
+    public init(agentID: String, dataType: String = "", limit: UInt32 = 0, pageToken: String = "") {
+        self.agentID = agentID
+        self.dataType = dataType
+        self.limit = limit
+        self.pageToken = pageToken
+    }
+}
+
+/// The result of one item of AddMemoryItems.
+public struct ItemResult: Sendable, Equatable {
+    public var id: String
+    public var error: MemoryError?
+
+    public init(id: String, error: MemoryError? = nil) {
+        self.id = id
+        self.error = error
+    }
+}
+
+public struct HealthReport: Sendable, Equatable {
+    public var status: String
+    public var firestore: Bool
+    public var details: [String: JSONValue]
+
+    public init(status: String, firestore: Bool, details: [String: JSONValue]) {
+        self.status = status
+        self.firestore = firestore
+        self.details = details
+    }
+
+    /// `{"status": ..., "firestore": ..., "details": {...}}`, the form of `memoryctl health --json`.
+    public var json: JSONValue {
+        .object(["status": .string(status), "firestore": .bool(firestore), "details": .object(details)])
+    }
+}
+
+/// A successful result of any method.
+public enum MethodResponse: Sendable, Equatable {
+    case ping(serverVersion: String, uptimeMs: UInt64)
+    case addMemoryItem(id: String)
+    case addMemoryItems([ItemResult])
+    case getMemoryItem(MemoryItem)
+    case deleteMemoryItem
+    case getConversationHistory(Page<MemoryItem>)
+    case semanticSearch([ScoredItem])
+    case checkDuplicate(duplicate: Bool, existingID: String)
+    case addRawAgentData(id: String)
+    case getAgentData(AgentData)
+    case listAgentData(Page<AgentData>)
+    case cleanupExpiredItems(deletedCount: UInt64)
+    case healthCheck(HealthReport)
+}
