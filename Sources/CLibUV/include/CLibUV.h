@@ -16,3 +16,7 @@ static inline int cuv_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid) 
   *pid = cred.pid; *uid = cred.uid; *gid = cred.gid;
   return 0;
 }
+
+#include <sys/prctl.h>
+// pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not set; prctl names the caller.
+static inline void cuv_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }

@@ -1,0 +1,249 @@
+import CLibUV
+import Logging
+import MemoryCore
+import MemoryWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client connection, owned by the loop thread. Reads into a fixed buffer, reassembles frames, hands
+/// calls to the server, and batches responses into one write per loop iteration.
+final class Connection {
+    let id: UInt64
+    let handle: UnsafeMutablePointer<uv_pipe_t>
+    unowned let server: Server
+    let peer: PeerCredentials
+    var logger: Logger
+
+    var reassembler: FrameReassembler
+    /// Bytes read but not yet fed, kept while the connection is at its in-flight limit.
+    var pendingInput: [UInt8] = []
+    var inFlight: [UInt64: Call] = [:]
+    var lastRequestID: UInt64 = 0
+
+    /// Output not yet handed to libuv, and bytes libuv is still writing.
+    var output: [UInt8] = []
+    var writing = 0
+    var reading = false
+    var closing = false
+    /// Close once in-flight calls are answered and output is flushed (after GoAway or the peer's EOF).
+    var closeWhenIdle = false
+    var goAwaySent = false
+    /// Listed in the server's set of connections to flush at the end of this loop iteration.
+    var isDirty = false
+
+    init(id: UInt64, handle: UnsafeMutablePointer<uv_pipe_t>, server: Server, peer: PeerCredentials, logger: Logger) {
+        self.id = id
+        self.handle = handle
+        self.server = server
+        self.peer = peer
+        self.logger = logger
+        self.logger[metadataKey: "conn.id"] = "\(id)"
+        self.reassembler = FrameReassembler(maxFrameBytes: server.config.maxFrameBytes)
+    }
+
+    var stream: UnsafeMutablePointer<uv_stream_t> { cuv_stream(handle) }
+
+    // MARK: - Reading
+
+    func startReading() {
+        guard !reading, !closing, !closeWhenIdle else { return }
+        reading = true
+        uv_read_start(stream, { handle, suggested, buf in
+            let conn = Unmanaged<Connection>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+            buf!.pointee = uv_buf_t(base: conn.server.readBuffer, len: conn.server.readBufferSize)
+        }, { stream, nread, buf in
+            let conn = Unmanaged<Connection>.fromOpaque(stream!.pointee.data).takeUnretainedValue()
+            if nread > 0 {
+                conn.didRead(UnsafeRawBufferPointer(start: buf!.pointee.base, count: nread))
+            } else if nread < 0 {
+                conn.didReachEnd(Int32(nread))
+            }
+        })
+    }
+
+    func stopReading() {
+        guard reading else { return }
+        reading = false
+        uv_read_stop(stream)
+    }
+
+    private func didReachEnd(_ status: Int32) {
+        stopReading()
+        if status != UV_EOF.rawValue {
+            logger.debug("read failed", metadata: ["error": "\(String(cString: uv_strerror(status)))"])
+            close()
+            return
+        }
+        if reassembler.isMidFrame { logger.debug("peer closed in the middle of a frame") }
+        // A peer that half-closes still gets the answers to what it sent.
+        closeWhenIdle = true
+        closeIfIdle()
+    }
+
+    private func didRead(_ bytes: UnsafeRawBufferPointer) {
+        if !pendingInput.isEmpty {
+            pendingInput.append(contentsOf: bytes)
+            return
+        }
+        feed(bytes)
+        server.flushDirty()
+    }
+
+    /// Feeds bytes until they run out or the connection reaches its in-flight limit; keeps the rest.
+    private func feed(_ bytes: UnsafeRawBufferPointer) {
+        var consumed = 0
+        do {
+            consumed = try reassembler.feed(bytes) { body in
+                self.server.handleFrame(body, on: self)
+                return !self.closing && !self.goAwaySent && self.inFlight.count < self.server.maxInFlightPerConnection
+            }
+        } catch let failure as FrameReassembler.Failure {
+            let code: StatusCode = if case .tooLarge = failure { .resourceExhausted } else { .invalidArgument }
+            protocolViolation(code, "\(failure) (max_frame_bytes is \(server.config.maxFrameBytes))")
+            return
+        } catch {
+            protocolViolation(.invalidArgument, "\(error)")
+            return
+        }
+        if consumed < bytes.count && !closing && !goAwaySent {
+            pendingInput.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
+            stopReading()
+        }
+    }
+
+    /// Called when an in-flight call finishes: resume input kept back at the limit.
+    func resumeIfBelowLimit() {
+        guard !closing, !goAwaySent, inFlight.count < server.maxInFlightPerConnection else { return }
+        if !pendingInput.isEmpty {
+            let pending = pendingInput
+            pendingInput = []
+            pending.withUnsafeBytes { feed($0) }
+            if !pendingInput.isEmpty { return }
+        }
+        if !closeWhenIdle { startReading() }
+    }
+
+    // MARK: - Protocol errors and GoAway
+
+    /// Sends a GoAway with the reason and closes once it is written. Other connections are not affected.
+    func protocolViolation(_ code: StatusCode, _ message: String) {
+        server.stats.protocolErrors.add(1, ordering: .relaxed)
+        logger.notice("protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
+        goAway(code, message)
+        // Calls already accepted are abandoned: the peer broke the protocol.
+        for (_, call) in inFlight { call.abandon() }
+        inFlight.removeAll()
+        pendingInput = []
+        closeIfIdle()
+    }
+
+    /// Sends GoAway(last_request_id) once and stops reading: calls after that id were not processed.
+    func goAway(_ code: StatusCode, _ message: String) {
+        guard !goAwaySent, !closing else { return }
+        goAwaySent = true
+        stopReading()
+        closeWhenIdle = true
+        append(FrameCodec.encode(.goAway(GoAwayFrame(code: code, message: message, lastRequestID: lastRequestID))))
+    }
+
+    // MARK: - Writing
+
+    /// Queues an encoded frame. A peer that lets its unread output pass the limit is disconnected.
+    func append(_ frame: [UInt8]) {
+        guard !closing else { return }
+        if output.count + writing + frame.count > server.config.maxOutputBytes {
+            logger.warning("client is not reading its responses; disconnecting",
+                           metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
+            close()
+            return
+        }
+        if output.isEmpty && writing == 0 {
+            output = frame
+        } else {
+            output.append(contentsOf: frame)
+        }
+        server.markDirty(self)
+    }
+
+    /// Writes what is queued: first synchronously (`uv_try_write`), then the rest through `uv_write`.
+    func flush() {
+        guard !closing, writing == 0, !output.isEmpty else {
+            closeIfIdle()
+            return
+        }
+        var written = 0
+        output.withUnsafeMutableBytes { raw in
+            var buf = uv_buf_t(base: raw.baseAddress!.assumingMemoryBound(to: CChar.self), len: raw.count)
+            let n = uv_try_write(stream, &buf, 1)
+            if n > 0 { written = Int(n) } else if n < 0 && n != UV_EAGAIN.rawValue { written = -1 }
+        }
+        if written < 0 {
+            close()
+            return
+        }
+        if written == output.count {
+            output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+            closeIfIdle()
+            return
+        }
+        // Hand the rest to libuv in a buffer it owns until the write callback.
+        let rest = output.count - written
+        let mem = malloc(rest)!
+        output.withUnsafeBytes { mem.copyMemory(from: $0.baseAddress! + written, byteCount: rest) }
+        output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+        writing = rest
+        let req = uvAllocate(uv_write_t.self)
+        req.pointee.data = mem
+        var buf = uv_buf_t(base: mem.assumingMemoryBound(to: CChar.self), len: rest)
+        let rc = uv_write(req, stream, &buf, 1) { req, status in
+            let mem = req!.pointee.data
+            let conn = Unmanaged<Connection>.fromOpaque(req!.pointee.handle.pointee.data).takeUnretainedValue()
+            free(mem)
+            req!.deallocate()
+            conn.writing = 0
+            if status < 0 {
+                conn.close()
+            } else {
+                conn.flush()
+            }
+        }
+        if rc < 0 {
+            free(mem)
+            req.deallocate()
+            writing = 0
+            close()
+        }
+    }
+
+    // MARK: - Closing
+
+    func closeIfIdle() {
+        guard closeWhenIdle, !closing, inFlight.isEmpty, output.isEmpty, writing == 0 else { return }
+        close()
+    }
+
+    /// Closes now. In-flight calls are abandoned; the handle is freed in its close callback.
+    func close() {
+        guard !closing else { return }
+        closing = true
+        stopReading()
+        for (_, call) in inFlight { call.abandon() }
+        server.stats.inFlight.subtract(inFlight.count, ordering: .relaxed)
+        inFlight.removeAll()
+        output = []
+        uv_close(cuv_handle(handle)) { h in
+            let conn = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()
+            conn.server.connectionClosed(conn)
+            h!.deallocate()
+        }
+    }
+}
+
+/// The peer's credentials, read with SO_PEERCRED at accept.
+struct PeerCredentials: Sendable {
+    var pid: Int32
+    var uid: UInt32
+    var gid: UInt32
+}

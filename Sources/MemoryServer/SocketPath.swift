@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Preparing the socket's path: a stale socket file is replaced only when nothing listens on it.
+enum SocketPath {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func prepare(_ path: String) throws(Failure) {
+        // Create the parent directory if missing (not under systemd, where RuntimeDirectory= does it).
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let dir = String(path[..<slash])
+            var st = stat()
+            if stat(dir, &st) != 0 {
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    throw Failure(description: "cannot create the socket directory \(dir): \(String(cString: strerror(errno)))")
+                }
+            }
+        }
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }  // nothing there
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
+            throw Failure(description: "\(path) exists and is not a socket; refusing to replace it")
+        }
+        if isListening(path) {
+            throw Failure(description: "\(path) is in use: another memoryd (or something else) listens on it")
+        }
+        if unlink(path) != 0 && errno != ENOENT {
+            throw Failure(description: "cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// True when a connect() to the path succeeds.
+    static func isListening(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            let bytes = Array(path.utf8.prefix(raw.count - 1))
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        return rc == 0
+    }
+
+    static func setPermissions(_ path: String, mode: UInt32, group: String) throws(Failure) {
+        if chmod(path, mode_t(mode)) != 0 {
+            throw Failure(description: "chmod \(String(mode, radix: 8)) \(path): \(String(cString: strerror(errno)))")
+        }
+        guard !group.isEmpty else { return }
+        var gid: gid_t
+        if let numeric = UInt32(group) {
+            gid = numeric
+        } else {
+            guard let g = getgrnam(group) else { throw Failure(description: "socket_group \"\(group)\" does not exist") }
+            gid = g.pointee.gr_gid
+        }
+        if chown(path, uid_t.max, gid) != 0 {
+            throw Failure(description: "chgrp \(group) \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
