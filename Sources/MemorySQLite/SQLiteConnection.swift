@@ -62,6 +62,7 @@ final class SQLiteConnection: StoreConnection {
     private func store(_ item: MemoryItem, upsert: Bool, now: Int64) throws(MemoryError) -> [IndexChange] {
         let existingUser = try db.withStatement("find_item_owner",
             "SELECT user_id, expiration FROM memory_items WHERE id = ?1") { s throws(MemoryError) -> (String, Bool)? in
+            try s.bind(1, item.id)
             guard try s.step() else { return nil }
             let expired = s.optionalInt64(1).map { $0 <= now } ?? false
             return (s.string(0), expired)
