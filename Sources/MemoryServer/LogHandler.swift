@@ -61,7 +61,7 @@ public struct StderrLogHandler: LogHandler {
 }
 
 extension Logger.Level {
-    var rank: Int { Logger.Level.allCases.firstIndex(of: self)! }
+    public var rank: Int { Logger.Level.allCases.firstIndex(of: self)! }
 
     var syslogPriority: Int {
         switch self {
