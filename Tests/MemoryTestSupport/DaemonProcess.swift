@@ -80,6 +80,7 @@ public final class DaemonProcess {
     public func start(timeout: Double = 60) throws {
         try openNotifySocket()
         notifications = []
+        if !FileManager.default.fileExists(atPath: configPath) { writeConfig("# written by the test\n") }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: TestPaths.binary("memoryd"))
         p.arguments = ["--socket", socketPath, "--data-dir", dataDir, "--config", directory + "/none.toml"] + arguments
