@@ -128,8 +128,7 @@ public final class Server: @unchecked Sendable {
         uv_run(loop, UV_RUN_DEFAULT)
 
         // Drained: stop the workers, then the backend.
-        workQueue.close()
-        for t in workerThreads { pthread_join(t, nil) }
+        stopWorkers()
         for s in services { s.store.close() }
         backend.shutdown()
         closeAllHandles()
@@ -200,6 +199,7 @@ public final class Server: @unchecked Sendable {
             conn.logger.debug("connection accepted", metadata: ["peer.uid": "\(uid)", "peer.pid": "\(pid)"])
             conn.startReading()
         }
+        flushDirty()
     }
 
     /// With no allow-lists, the socket's permissions decide. Otherwise the peer's uid or gid must be listed.
@@ -443,9 +443,17 @@ public final class Server: @unchecked Sendable {
         for conn in Array(connections.values) { conn.close() }
     }
 
-    /// Every connection is gone: close the loop's own handles so `uv_run` returns.
+    /// Every connection is gone: stop the workers (a call still running finishes first; they use the async
+    /// handle until then), then close the loop's own handles so `uv_run` returns.
     private func finishDrain() {
+        stopWorkers()
         closeAllHandles()
+    }
+
+    private func stopWorkers() {
+        workQueue.close()
+        for t in workerThreads { pthread_join(t, nil) }
+        workerThreads = []
     }
 
     private func closeAllHandles() {
