@@ -125,3 +125,37 @@ final class SearchTests: SQLiteTestCase {
         XCTAssertEqual(r.map(\.score), [0])
     }
 }
+
+/// The index alone, at sizes that take the four-row and multi-threaded paths.
+final class EmbeddingIndexTests: XCTestCase {
+    func testLargeScanMatchesBruteForce() {
+        var rng = SeededRandom(seed: 7)
+        let dimension = 300 // not a multiple of 16: exercises the padding
+        let rows = 4_003    // not a multiple of 4
+        // A low threshold splits even this scan over the cores.
+        let index = UserVectors(dimension: dimension, floatsPerThread: 1 << 16)
+        var vectors: [[Float]] = []
+        for i in 0..<rows {
+            let v = rng.vector(dimension)
+            vectors.append(v)
+            index.put(IndexedVector(id: "r\(i)", userID: "u", persona: i % 3 == 0 ? "a" : "b", session: "", expiration: i % 7 == 0 ? 5 : nil, embedding: v))
+        }
+        XCTAssertEqual(index.count, rows)
+        for measure in DistanceMeasure.allCases {
+            for persona in ["", "a"] {
+                let q = rng.vector(dimension)
+                let got = index.search(q, measure: measure, topK: 25, persona: persona, session: "", now: 10)
+                var want = (0..<rows).filter { $0 % 7 != 0 && (persona.isEmpty || ($0 % 3 == 0) == (persona == "a")) }
+                    .map { ("r\($0)", Scoring.score(vectors[$0], q, measure: measure)) }
+                want.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+                XCTAssertEqual(got.map(\.id), want.prefix(25).map(\.0), "\(measure) persona=\(persona)")
+                for (g, w) in zip(got, want) { XCTAssertEqual(g.score, w.1, accuracy: 1e-9) }
+            }
+        }
+        // Removing rows (swap with the last) keeps the rest searchable.
+        for i in stride(from: 0, to: rows, by: 2) { index.remove(id: "r\(i)") }
+        XCTAssertEqual(index.count, rows / 2)
+        let q = vectors[1]
+        XCTAssertEqual(index.search(q, measure: .euclidean, topK: 1, persona: "", session: "", now: 0).first?.id, "r1")
+    }
+}
