@@ -77,6 +77,12 @@ final class BackendTests: SQLiteTestCase {
         XCTAssertEqual(backend.statistics()["indexed_users"], .number(0))
     }
 
+    func testUseAfterCloseIsAnErrorNotACrash() {
+        connection.close()
+        assertThrows(.connection) { try self.connection.getMemoryItem(id: "m1", context: self.context) }
+        XCTAssertEqual(connection.health(context: context).status, .unhealthy)
+    }
+
     func testConnectionAfterShutdownIsRefused() {
         backend.shutdown()
         assertThrows(.connection) { try self.backend.makeConnection() }
