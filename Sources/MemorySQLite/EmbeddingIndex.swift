@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
 import MemoryCore
 
 /// What the search index needs to know of one stored embedding.
@@ -63,20 +67,25 @@ final class UserVectors: @unchecked Sendable {
     let dimension: Int
     let stride: Int
     private let rw = ReadWriteLock()
-    private var matrix: [Float] = []
+    fileprivate var matrix: [Float] = []
     /// 1/‖row‖ (0 for a zero row, whose cosine is 0 as in `Scoring.score`).
-    private var inverseNorms: [Float] = []
-    private var ids: [String] = []
-    private var personas: [Int32] = []
-    private var sessions: [Int32] = []
-    private var expirations: [Int64] = []
+    fileprivate var inverseNorms: [Float] = []
+    fileprivate var ids: [String] = []
+    fileprivate var personas: [Int32] = []
+    fileprivate var sessions: [Int32] = []
+    fileprivate var expirations: [Int64] = []
     private var rowOf: [String: Int] = [:]
     /// Personas and sessions interned to small codes so the scan compares integers.
     private var codes: [String: Int32] = [:]
 
-    init(dimension: Int) {
+    /// A scan gets one thread per this many floats (up to the core count); below it one thread is faster
+    /// than the hand-off.
+    let floatsPerThread: Int
+
+    init(dimension: Int, floatsPerThread: Int = 4 << 20) {
         self.dimension = dimension
         self.stride = (dimension + 15) / 16 * 16
+        self.floatsPerThread = max(1, floatsPerThread)
     }
 
     var count: Int { rw.withReadLock { ids.count } }
@@ -168,30 +177,8 @@ final class UserVectors: @unchecked Sendable {
                 sessionCode = c
             }
             var heap = TopK(capacity: topK)
-            let chunks = stride / 16
-            matrix.withUnsafeBufferPointer { m in
-                padded.withUnsafeBufferPointer { q in
-                    let qp = UnsafeRawPointer(q.baseAddress!)
-                    guard let base = m.baseAddress else { return }
-                    let mp = UnsafeRawPointer(base)
-                    for row in 0..<ids.count {
-                        if personaCode >= 0 && personas[row] != personaCode { continue }
-                        if sessionCode >= 0 && sessions[row] != sessionCode { continue }
-                        if expirations[row] <= now { continue }
-                        let rp = mp + row * stride * MemoryLayout<Float>.stride
-                        let score: Float
-                        switch measure {
-                        case .dotProduct:
-                            score = Kernels.dot(rp, qp, chunks: chunks)
-                        case .cosine:
-                            score = Kernels.dot(rp, qp, chunks: chunks) * inverseNorms[row] * inverseQueryNorm
-                        case .euclidean:
-                            score = -Kernels.squaredDistance(rp, qp, chunks: chunks).squareRoot()
-                        }
-                        heap.offer(score: score, row: Int32(row))
-                    }
-                }
-            }
+            scan(padded, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                 inverseQueryNorm: inverseQueryNorm, into: &heap)
             // Rank by the fast float scores, report scores computed in double like `Scoring.score`, so both
             // backends and clients' brute force agree to the last digit.
             var results: [(id: String, score: Double)] = heap.rows.map { row in
@@ -209,43 +196,174 @@ final class UserVectors: @unchecked Sendable {
     }
 }
 
-/// The inner loops. Rows are multiples of 16 floats; two accumulators hide the add latency.
+extension UserVectors {
+    /// The hot loop, called with the read lock held. A large matrix is split over the cores, each part
+    /// keeping its own top-k, merged at the end.
+    fileprivate func scan(_ query: [Float], measure: DistanceMeasure, personaCode: Int32, sessionCode: Int32, now: Int64,
+                          inverseQueryNorm: Float, into heap: inout TopK) {
+        let rows = ids.count
+        guard rows > 0 else { return }
+        let parts = max(1, min(Self.cores, rows * stride / floatsPerThread))
+        if parts == 1 {
+            scan(0..<rows, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                 inverseQueryNorm: inverseQueryNorm, into: &heap)
+            return
+        }
+        var partial = [TopK](repeating: TopK(capacity: heap.capacity), count: parts)
+        partial.withUnsafeMutableBufferPointer { buffer in
+            let heaps = PartHeaps(base: buffer.baseAddress!)
+            let per = (rows + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let range = min(rows, part * per)..<min(rows, (part + 1) * per)
+                self.scan(range, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                          inverseQueryNorm: inverseQueryNorm, into: &heaps.base[part])
+            }
+        }
+        for part in partial { heap.merge(part) }
+    }
+
+    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    /// Scans `range` four rows at a time (the query is loaded once per four rows, which is what bounds a
+    /// scan without AVX), then the remaining rows one by one. Raw pointers keep bounds checks and
+    /// retain/release traffic out of the loop; the measure is switched on once, outside it.
+    private func scan(_ range: Range<Int>, _ query: [Float], measure: DistanceMeasure, personaCode: Int32,
+                      sessionCode: Int32, now: Int64, inverseQueryNorm: Float, into heap: inout TopK) {
+        let rowBytes = stride * MemoryLayout<Float>.stride
+        let eights = stride / 8, sixteens = stride / 16
+        matrix.withUnsafeBytes { m in
+        query.withUnsafeBytes { q in
+        inverseNorms.withUnsafeBufferPointer { inv in
+        personas.withUnsafeBufferPointer { per in
+        sessions.withUnsafeBufferPointer { ses in
+        expirations.withUnsafeBufferPointer { exp in
+            let mp = m.baseAddress!, qp = q.baseAddress!
+            @inline(__always) func keep(_ row: Int) -> Bool {
+                (personaCode < 0 || per[row] == personaCode) && (sessionCode < 0 || ses[row] == sessionCode) && exp[row] > now
+            }
+            @inline(__always) func offer(_ raw: Float, _ row: Int) {
+                // Euclidean is ranked by -d² (same order as -d); scores are recomputed exactly afterwards.
+                let score = measure == .cosine ? raw * inv[row] * inverseQueryNorm : (measure == .euclidean ? -raw : raw)
+                heap.offer(score: score, row: Int32(truncatingIfNeeded: row))
+            }
+            let euclidean = measure == .euclidean
+            var row = range.lowerBound
+            while row &+ 4 <= range.upperBound {
+                let k0 = keep(row), k1 = keep(row &+ 1), k2 = keep(row &+ 2), k3 = keep(row &+ 3)
+                if k0 || k1 || k2 || k3 {
+                    let base = mp + row &* rowBytes
+                    let s = euclidean ? Kernels.squaredDistance4(base, rowBytes, qp, eights: eights)
+                                      : Kernels.dot4(base, rowBytes, qp, eights: eights)
+                    if k0 { offer(s[0], row) }
+                    if k1 { offer(s[1], row &+ 1) }
+                    if k2 { offer(s[2], row &+ 2) }
+                    if k3 { offer(s[3], row &+ 3) }
+                }
+                row &+= 4
+            }
+            while row < range.upperBound {
+                if keep(row) {
+                    let base = mp + row &* rowBytes
+                    offer(euclidean ? Kernels.squaredDistance(base, qp, chunks: sixteens) : Kernels.dot(base, qp, chunks: sixteens), row)
+                }
+                row &+= 1
+            }
+        }}}}}}
+    }
+}
+
+/// The per-part heaps of a parallel scan. `@unchecked Sendable`: part `i` writes only `base[i]`, and the
+/// buffer outlives `concurrentPerform`, which returns only when every part is done.
+private struct PartHeaps: @unchecked Sendable {
+    let base: UnsafeMutablePointer<TopK>
+}
+
+/// The inner loops. Rows are multiples of 16 floats; four independent accumulators hide the add latency
+/// so the loop runs at memory speed.
 enum Kernels {
+    /// Dot products of four consecutive rows with the query.
+    @inline(__always)
+    static func dot4(_ rows: UnsafeRawPointer, _ rowBytes: Int, _ q: UnsafeRawPointer, eights: Int) -> SIMD4<Float> {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        let r1 = rows + rowBytes, r2 = rows + 2 &* rowBytes, r3 = rows + 3 &* rowBytes
+        var i = 0
+        while i < eights {
+            let o = i &* 32
+            let x = q.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            a0 += rows.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
+            a1 += r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
+            a2 += r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
+            a3 += r3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
+            i &+= 1
+        }
+        return SIMD4(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    }
+
+    /// Squared distances of four consecutive rows to the query.
+    @inline(__always)
+    static func squaredDistance4(_ rows: UnsafeRawPointer, _ rowBytes: Int, _ q: UnsafeRawPointer, eights: Int) -> SIMD4<Float> {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        let r1 = rows + rowBytes, r2 = rows + 2 &* rowBytes, r3 = rows + 3 &* rowBytes
+        var i = 0
+        while i < eights {
+            let o = i &* 32
+            let x = q.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+            let d0 = rows.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
+            let d1 = r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
+            let d2 = r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
+            let d3 = r3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
+            a0 += d0 * d0
+            a1 += d1 * d1
+            a2 += d2 * d2
+            a3 += d3 * d3
+            i &+= 1
+        }
+        return SIMD4(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    }
+
     @inline(__always)
     static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, chunks: Int) -> Float {
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+        @inline(__always) func product(_ o: Int) -> SIMD16<Float> {
+            a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+        }
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), acc2 = SIMD16<Float>(), acc3 = SIMD16<Float>()
         var i = 0
-        while i + 2 <= chunks {
+        while i &+ 4 <= chunks {
             let o = i &* 64
-            acc0 += a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-            acc1 += a.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD16<Float>.self) * b.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD16<Float>.self)
-            i &+= 2
+            acc0 += product(o)
+            acc1 += product(o &+ 64)
+            acc2 += product(o &+ 128)
+            acc3 += product(o &+ 192)
+            i &+= 4
         }
-        if i < chunks {
-            let o = i &* 64
-            acc0 += a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+        while i < chunks {
+            acc0 += product(i &* 64)
+            i &+= 1
         }
-        return (acc0 + acc1).sum()
+        return ((acc0 + acc1) + (acc2 + acc3)).sum()
     }
 
     @inline(__always)
     static func squaredDistance(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, chunks: Int) -> Float {
-        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-        var i = 0
-        while i + 2 <= chunks {
-            let o = i &* 64
-            let d0 = a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) - b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-            let d1 = a.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD16<Float>.self) - b.loadUnaligned(fromByteOffset: o &+ 64, as: SIMD16<Float>.self)
-            acc0 += d0 * d0
-            acc1 += d1 * d1
-            i &+= 2
-        }
-        if i < chunks {
-            let o = i &* 64
+        @inline(__always) func square(_ o: Int) -> SIMD16<Float> {
             let d = a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) - b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
-            acc0 += d * d
+            return d * d
         }
-        return (acc0 + acc1).sum()
+        var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), acc2 = SIMD16<Float>(), acc3 = SIMD16<Float>()
+        var i = 0
+        while i &+ 4 <= chunks {
+            let o = i &* 64
+            acc0 += square(o)
+            acc1 += square(o &+ 64)
+            acc2 += square(o &+ 128)
+            acc3 += square(o &+ 192)
+            i &+= 4
+        }
+        while i < chunks {
+            acc0 += square(i &* 64)
+            i &+= 1
+        }
+        return ((acc0 + acc1) + (acc2 + acc3)).sum()
     }
 }
 
@@ -272,6 +390,11 @@ struct TopK {
             rows[0] = row
             siftDown(0)
         }
+    }
+
+    /// Offers every entry of another heap.
+    mutating func merge(_ other: TopK) {
+        for (score, row) in zip(other.scores, other.rows) { offer(score: score, row: row) }
     }
 
     private mutating func siftUp(_ start: Int) {

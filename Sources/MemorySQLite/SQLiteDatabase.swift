@@ -64,6 +64,8 @@ final class SQLiteDatabase {
     @discardableResult
     func withStatement<T>(_ name: String, _ sql: String,
                           _ body: (SQLiteStatement) throws(MemoryError) -> T) throws(MemoryError) -> T {
+        // A call after close() must fail, not hand sqlite a freed handle.
+        guard !isClosed else { throw .connection("sqlite connection to \(path) is closed") }
         let statement: SQLiteStatement
         if let cached = statements[sql] {
             statement = cached
