@@ -56,7 +56,7 @@ let package = Package(
         .target(name: "MemoryTestSupport", dependencies: ["MemoryClient", "MemoryCore"], path: "Tests/MemoryTestSupport"),
         .testTarget(name: "MemoryCoreTests", dependencies: ["MemoryCore"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryCore"]),
-        .testTarget(name: "MemorySQLiteTests", dependencies: ["MemorySQLite", "MemoryCore"]),
+        .testTarget(name: "MemorySQLiteTests", dependencies: ["MemorySQLite", "MemoryCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "IntegrationTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore", "MemoryWire"]),
     ]
 )
