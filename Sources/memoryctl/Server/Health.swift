@@ -1,0 +1,71 @@
+import ArgumentParser
+import MemoryCore
+
+struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show whether memoryd and its backend are healthy.",
+        discussion: """
+            The first line says healthy, DEGRADED or UNHEALTHY (with the reason); the details follow. \
+            Exit status: 0 healthy, 1 degraded, 2 unhealthy, 8 memoryd unreachable — usable as a \
+            monitoring check as it is.
+
+            Example:
+              memoryctl health
+              memoryd is healthy (sqlite backend, memoryd 0.1.0, up 2h 5m)
+                circuit_state         closed
+                connection_pool_size  10
+                ...
+            """)
+
+    @OptionGroup(title: "Global Options") var globals: GlobalOptions
+
+    /// Shown first, in this order; the rest follow sorted by name.
+    static let leading = ["reason", "backend", "version", "uptime_s", "circuit_state", "connection_pool_size",
+                          "connections_in_use", "queue_depth", "error_count", "last_error", "firestore_latency_ms",
+                          "firestore_error"]
+
+    func run() throws {
+        var status = ""
+        try globals.run { console in
+            let client = try globals.connect()
+            defer { client.close() }
+            let report = try client.healthCheck()
+            status = report.status
+            if console.json {
+                console.document(report.json)
+            } else {
+                console.out(Self.render(report))
+            }
+        }
+        switch status {
+        case "healthy": return
+        case "degraded": throw ExitCode(1)
+        default: throw ExitCode(2)
+        }
+    }
+
+    static func render(_ report: HealthReport) -> String {
+        let d = report.details
+        let backend = d["backend"].map(Format.value) ?? (report.firestore ? "firestore" : "?")
+        var facts = ["\(backend) backend"]
+        if let v = d["version"] { facts.append("memoryd \(Format.value(v))") }
+        if let up = d["uptime_s"]?.numberValue { facts.append("up \(Format.duration(seconds: up))") }
+        var first: String
+        switch report.status {
+        case "healthy": first = "memoryd is healthy"
+        default: first = "memoryd is \(report.status.uppercased())"
+        }
+        if report.status != "healthy", let reason = d["reason"], Format.value(reason) != "-" {
+            first += ": \(Format.value(reason))"
+        }
+        first += " (\(facts.joined(separator: ", ")))"
+
+        var block = Block()
+        let rest = d.keys.filter { !leading.contains($0) }.sorted()
+        for key in leading + rest {
+            guard let v = d[key], key != "reason" || report.status != "healthy" else { continue }
+            block.add(key, key == "uptime_s" ? "\(Format.value(v)) (\(Format.duration(seconds: v.numberValue ?? 0)))" : Format.value(v))
+        }
+        return first + "\n" + block.render(indent: "  ")
+    }
+}
