@@ -42,7 +42,9 @@ public final class ClientConnection {
         if rc != 0 {
             let e = errno
             Glibc.close(fd)
-            throw .call(.unavailable, "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e)))")
+            // EACCES: the socket's (or its directory's) permissions keep this user out.
+            throw .call(e == EACCES ? .permissionDenied : .unavailable,
+                        "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e)))")
         }
     }
 
@@ -73,7 +75,27 @@ public final class ClientConnection {
     }
 
     public func send(_ frame: Frame) throws(MemoryError) {
-        try writeRaw(FrameCodec.encode(frame))
+        do {
+            try writeRaw(FrameCodec.encode(frame))
+        } catch {
+            // The server may have refused the connection (GoAway, then close) before this write: its reason
+            // is still in the receive buffer and says more than EPIPE.
+            if goAway == nil, case .goAway(let g)? = try? readFrame(timeoutMs: 0) { goAway = g }
+            if let g = goAway { throw Self.error(for: g, callID: nextID) }
+            throw error
+        }
+    }
+
+    /// The error of a call the server did not process because of GoAway `g`: its own code when it refused
+    /// the connection (PERMISSION_DENIED, RESOURCE_EXHAUSTED, a protocol violation), else UNAVAILABLE,
+    /// safe to retry.
+    static func error(for g: GoAwayFrame, callID: UInt64) -> MemoryError {
+        if g.code != .unavailable && g.code != .ok {
+            return .call(g.code, "memoryd closed the connection: \(g.message)")
+        }
+        return MemoryError(code: .unavailable, type: .unspecified,
+                           message: "memoryd is going away (\(g.message)); call \(callID) was not processed and is safe to retry",
+                           details: ["retryable": "true"])
     }
 
     /// Reads the next frame. `timeoutMs` nil waits forever. Throws UNAVAILABLE when the server closed.
@@ -162,11 +184,7 @@ public final class ClientConnection {
                 arrived[r.id] = r
             case .goAway(let g):
                 goAway = g
-                if id > g.lastRequestID {
-                    throw MemoryError(code: .unavailable, type: .unspecified,
-                                      message: "memoryd is going away (\(g.message)); call \(id) was not processed and is safe to retry",
-                                      details: ["retryable": "true"])
-                }
+                if id > g.lastRequestID { throw Self.error(for: g, callID: id) }
             default:
                 continue
             }

@@ -241,9 +241,14 @@ final class Connection {
     }
 }
 
-/// The peer's credentials, read with SO_PEERCRED at accept.
+/// The peer's credentials, read with SO_PEERCRED (and SO_PEERGROUPS) at accept: the kernel's record of
+/// the process that called connect(), which the peer cannot forge.
 struct PeerCredentials: Sendable {
     var pid: Int32
     var uid: UInt32
     var gid: UInt32
+    /// Supplementary groups; read only when `allowed_gids` is set.
+    var groups: [UInt32] = []
+    /// False when SO_PEERCRED failed: then uid/gid are meaningless and an allow-list refuses the peer.
+    var known = true
 }

@@ -177,9 +177,7 @@ public final class Server: @unchecked Sendable {
         }
         var fd: uv_os_fd_t = -1
         uv_fileno(cuv_handle(h), &fd)
-        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
-        _ = cuv_peer_cred(fd, &pid, &uid, &gid)
-        let peer = PeerCredentials(pid: pid, uid: uid, gid: gid)
+        let peer = peerCredentials(fd)
         let id = nextConnectionID
         nextConnectionID += 1
         let conn = Connection(id: id, handle: h, server: self, peer: peer, logger: logger)
@@ -187,26 +185,51 @@ public final class Server: @unchecked Sendable {
         connections[id] = conn
         stats.connections.add(1, ordering: .relaxed)
 
+        let peerMetadata: Logger.Metadata = ["peer.uid": "\(peer.uid)", "peer.gid": "\(peer.gid)", "peer.pid": "\(peer.pid)"]
         if draining {
             conn.goAway(.unavailable, "server is shutting down")
+        } else if !isAllowed(peer) {
+            // Checked before max_connections so that a refused peer learns nothing about the server's load.
+            logger.warning("connection refused: peer not in allowed_uids/allowed_gids", metadata: peerMetadata)
+            conn.goAway(.permissionDenied, peer.known
+                ? "permission denied: uid \(peer.uid) (gid \(peer.gid)) is not in memoryd's allowed_uids or allowed_gids"
+                : "permission denied: memoryd could not read the peer's credentials (SO_PEERCRED)")
         } else if connections.count > config.maxConnections {
             logger.warning("connection refused: max_connections reached", metadata: ["max_connections": "\(config.maxConnections)"])
             conn.goAway(.resourceExhausted, "too many connections (max_connections is \(config.maxConnections))")
-        } else if !isAllowed(peer) {
-            logger.warning("connection refused: peer not allowed", metadata: ["peer.uid": "\(uid)", "peer.gid": "\(gid)", "peer.pid": "\(pid)"])
-            conn.goAway(.permissionDenied, "uid \(uid) (gid \(gid)) is not allowed to use memoryd")
         } else {
-            conn.logger.debug("connection accepted", metadata: ["peer.uid": "\(uid)", "peer.pid": "\(pid)"])
+            conn.logger.debug("connection accepted", metadata: peerMetadata)
             conn.startReading()
         }
         flushDirty()
     }
 
-    /// With no allow-lists, the socket's permissions decide. Otherwise the peer's uid or gid must be listed.
+    private func peerCredentials(_ fd: uv_os_fd_t) -> PeerCredentials {
+        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        guard cuv_peer_cred(fd, &pid, &uid, &gid) == 0 else {
+            logger.warning("SO_PEERCRED failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
+            return PeerCredentials(pid: 0, uid: .max, gid: .max, known: false)
+        }
+        var peer = PeerCredentials(pid: pid, uid: uid, gid: gid)
+        if !config.allowedGIDs.isEmpty {
+            var groups = [UInt32](repeating: 0, count: 256)
+            let n = cuv_peer_groups(fd, &groups, Int32(groups.count))
+            if n > 0 { peer.groups = Array(groups[0..<Int(n)]) }
+        }
+        return peer
+    }
+
+    /// With no allow-lists, the socket's permissions decide. Otherwise the peer's uid, primary gid or a
+    /// supplementary group must be listed. The daemon's own uid is always allowed: such a peer can read
+    /// the data files anyway.
     func isAllowed(_ peer: PeerCredentials) -> Bool {
         if config.allowedUIDs.isEmpty && config.allowedGIDs.isEmpty { return true }
-        return config.allowedUIDs.contains(peer.uid) || config.allowedGIDs.contains(peer.gid)
+        guard peer.known else { return false }
+        if peer.uid == ownUID || config.allowedUIDs.contains(peer.uid) { return true }
+        return config.allowedGIDs.contains(peer.gid) || peer.groups.contains(where: config.allowedGIDs.contains)
     }
+
+    private let ownUID = getuid()
 
     func connectionClosed(_ conn: Connection) {
         connections[conn.id] = nil

@@ -17,6 +17,17 @@ static inline int cuv_peer_cred(int fd, int *pid, unsigned *uid, unsigned *gid) 
   return 0;
 }
 
+// SO_PEERGROUPS (Linux 4.13+): the peer's supplementary groups as they were at connect(). Older libc
+// headers may lack the constant. Returns how many were stored, or -1 (ERANGE when more than `max`).
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59
+#endif
+static inline int cuv_peer_groups(int fd, unsigned *groups, int max) {
+  socklen_t len = (socklen_t)(max * sizeof(unsigned));
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) != 0) return -1;
+  return (int)(len / sizeof(unsigned));
+}
+
 #include <sys/prctl.h>
 // pthread_setname_np needs _GNU_SOURCE, which Swift's Glibc module does not set; prctl names the caller.
 static inline void cuv_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
