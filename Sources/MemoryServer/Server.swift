@@ -28,6 +28,8 @@ public final class Server: @unchecked Sendable {
     let loop: UnsafeMutablePointer<uv_loop_t>
     private var listener: UnsafeMutablePointer<uv_pipe_t>?
     private var ownsSocketPath = false
+    /// The path clients connect to: socket_path, or the activated socket's own path.
+    private lazy var servingPath = config.socketPath
     private var async: UnsafeMutablePointer<uv_async_t>!
     private var deadlineTimer: UnsafeMutablePointer<uv_timer_t>!
     private var housekeepingTimer: UnsafeMutablePointer<uv_timer_t>!
@@ -120,7 +122,7 @@ public final class Server: @unchecked Sendable {
         }
 
         logger.info("memoryd serving", metadata: [
-            "socket": "\(config.socketPath)", "backend": "\(backend.name)", "workers": "\(config.workerCount)",
+            "socket": "\(servingPath)", "backend": "\(backend.name)", "workers": "\(config.workerCount)",
             "version": "\(Self.version)",
         ])
         systemd.notify("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")
@@ -150,7 +152,9 @@ public final class Server: @unchecked Sendable {
         l.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         if let fd = try systemd.listenFD() {
             try uvCheck(uv_pipe_open(l, fd), "uv_pipe_open(activated fd \(fd))")
-            logger.info("using the socket systemd activated", metadata: ["fd": "\(fd)"])
+            // The unit's ListenStream= decides the path; socket_path is not used.
+            servingPath = SocketPath.boundPath(fd) ?? "activated fd \(fd)"
+            logger.info("using the socket systemd activated", metadata: ["fd": "\(fd)", "socket": "\(servingPath)"])
         } else {
             try SocketPath.prepare(config.socketPath)
             try uvCheck(uv_pipe_bind(l, config.socketPath), "uv_pipe_bind(\(config.socketPath))")

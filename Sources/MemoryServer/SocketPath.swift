@@ -66,4 +66,20 @@ enum SocketPath {
             throw Failure(description: "chgrp \(group) \(path): \(String(cString: strerror(errno)))")
         }
     }
+
+    /// The path a listening AF_UNIX socket is bound to (getsockname), nil for an abstract or unnamed one.
+    static func boundPath(_ fd: Int32) -> String? {
+        var addr = sockaddr_un()
+        var len = socklen_t(MemoryLayout<sockaddr_un>.size)
+        let rc = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)!
+        guard rc == 0, Int(len) > pathOffset else { return nil }
+        return withUnsafeBytes(of: &addr.sun_path) { raw -> String? in
+            let bytes = raw.prefix(Int(len) - pathOffset)
+            guard let first = bytes.first, first != 0 else { return nil }
+            return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
 }
