@@ -1,0 +1,125 @@
+import Foundation
+import MemoryCore
+import MemoryTestSupport
+import XCTest
+
+/// Exit codes of SPEC §3, error output, and help texts.
+final class ErrorTests: MemoryctlTestCase {
+    func testEachErrorTypeHasItsExitCodeAndOneLine() throws {
+        let notFound = try expect(4, ["get", "mem_missing"])
+        XCTAssertEqual(notFound.stderr, "error: NotFoundError: memory item \"mem_missing\" not found\n")
+
+        try expect(0, ["add", "--id", "dup", "--user", "u"])
+        XCTAssertTrue(try expect(5, ["add", "--id", "dup", "--user", "u"]).stderr.hasPrefix("error: DuplicateError: "))
+
+        let validation = try expect(3, ["add", "--user", "u", "--embedding", "1,2,3"])
+        XCTAssertTrue(validation.stderr.hasPrefix("error: ValidationError: "), validation.stderr)
+        XCTAssertTrue(validation.stderr.contains("3"), "names the wrong size: \(validation.stderr)")
+        try expect(3, ["add", "--user", ""])  // user_id required: the daemon decides, not the parser
+        try expect(3, ["get", "bad id!"])
+
+        // --json: the error as one JSON object on stderr, nothing on stdout.
+        let j = try expect(4, ["--json", "delete", "mem_missing"])
+        XCTAssertEqual(j.stdout, "")
+        let e = try XCTUnwrap(try? JSONValue.parse(j.stderr.trimmed), j.stderr)
+        XCTAssertEqual(e["error"], .string("NotFoundError"))
+        XCTAssertEqual(e["code"], .number(Double(StatusCode.notFound.rawValue)))
+        XCTAssertNotNil(e["message"]?.stringValue)
+    }
+
+    func testUnreachableDaemonExits8ForEveryCommand() throws {
+        let socket = daemon.directory + "/nobody-listens.sock"
+        for args in [["ping"], ["health"], ["get", "x"], ["add", "--user", "u"], ["cleanup-expired"],
+                     ["history", "--user", "u"], ["agent-data", "list", "--agent", "a"]] {
+            let r = try memoryctl(args + ["--socket", socket])
+            XCTAssertEqual(r.status, 8, "\(args)\n\(r)")
+            XCTAssertTrue(r.stderr.hasPrefix("error: UNAVAILABLE: cannot connect to memoryd at \(socket)"), r.stderr)
+        }
+        let j = try memoryctl(["health", "--json"], socket: socket)
+        XCTAssertEqual(j.status, 8)
+        XCTAssertEqual((try? JSONValue.parse(j.stderr.trimmed))?["error"], .string("UNAVAILABLE"))
+
+        // A daemon that stops answering: --timeout bounds the wait (exit 8, DEADLINE_EXCEEDED or UNAVAILABLE).
+        daemon.signal(SIGSTOP)
+        defer { daemon.signal(SIGCONT) }
+        let start = Date()
+        let slow = try ctl("health", "--timeout", "0.2")
+        XCTAssertEqual(slow.status, 8, "\(slow)")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 15)
+    }
+
+    func testUsageErrorsExit64() throws {
+        for args in [["add"], ["add", "--user"], ["get"], ["bogus"], ["ping", "--nope"], ["ping", "--timeout", "0"],
+                     ["ping", "--timeout", "x"], ["history", "--user", "u", "--limit", "-1"],
+                     ["add", "--user", "u", "--metadata", "novalue"], ["add", "--user", "u", "--expires-in", "-5"],
+                     ["search", "--user", "u", "--embedding", "1", "--top-k", "many"], ["import"]] {
+            let r = try ctl(args: args)
+            XCTAssertEqual(r.status, 64, "\(args)\n\(r)")
+            XCTAssertEqual(r.stdout, "", "\(args)")
+            XCTAssertFalse(r.stderr.isEmpty, "\(args)")
+        }
+    }
+}
+
+/// Help texts: every command explains itself with an example; one is checked whole.
+final class HelpTests: XCTestCase {
+    static let commands: [[String]] = [
+        ["ping"], ["health"], ["add"], ["import"], ["get"], ["delete"], ["history"], ["search"], ["agent-data"],
+        ["agent-data", "add"], ["agent-data", "get"], ["agent-data", "list"], ["cleanup-expired"],
+    ]
+
+    func testEveryCommandsHelpHasAnExample() throws {
+        for command in Self.commands {
+            let r = try memoryctl(command + ["--help"])
+            XCTAssertEqual(r.status, 0, "\(command)\n\(r)")
+            XCTAssertTrue(r.stdout.contains("Example:\n  memoryctl \(command.joined(separator: " "))"),
+                          "\(command) --help has an example of itself:\n\(r.stdout)")
+            if command != ["agent-data"] {
+                XCTAssertTrue(r.stdout.contains("--socket <path>") && r.stdout.contains("--json") && r.stdout.contains("--timeout <seconds>"),
+                              "\(command) lists the global options")
+            }
+        }
+        let root = try memoryctl(["--help"])
+        for command in Self.commands where command.count == 1 {
+            XCTAssertTrue(root.stdout.contains("\n  \(command[0]) "), "root help lists \(command[0])")
+        }
+        XCTAssertEqual(try memoryctl(["help", "search"]).stdout, try memoryctl(["search", "--help"]).stdout)
+    }
+
+    func testPingHelpWhole() throws {
+        let r = try memoryctl(["ping", "--help"], environment: ["COLUMNS": "100"])
+        XCTAssertEqual(r.stdout, """
+            OVERVIEW: Check that memoryd answers; print its version and the round-trip time.
+
+            Connects, sends one Ping and prints the server's version, uptime and the round trip.
+
+            Example:
+              memoryctl ping
+              memoryd 0.1.0 on /run/memoryd/memoryd.sock: round trip 0.183 ms, up 2h 5m
+
+            USAGE: memoryctl ping [--socket <path>] [--json] [--timeout <seconds>]
+
+            GLOBAL OPTIONS:
+              --socket <path>         memoryd's socket (default: $MEMORYD_SOCKET, else
+                                      /run/memoryd/memoryd.sock).
+              --json                  Print one JSON document on stdout (errors as JSON on stderr).
+              --timeout <seconds>     Deadline of each call in seconds (default: the daemon's
+                                      default_timeout_ms).
+
+            OPTIONS:
+              --version               Show the version.
+              -h, --help              Show help information.
+
+
+            """)
+    }
+
+    func testVersionAndCompletionScripts() throws {
+        XCTAssertEqual(try memoryctl(["--version"]).stdout, "0.1.0\n")
+        for shell in ["bash", "zsh", "fish"] {
+            let r = try memoryctl(["--generate-completion-script", shell])
+            XCTAssertEqual(r.status, 0, shell)
+            XCTAssertTrue(r.stdout.contains("memoryctl") && r.stdout.contains("agent-data"), shell)
+        }
+    }
+}
