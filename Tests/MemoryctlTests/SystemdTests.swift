@@ -126,6 +126,41 @@ final class SystemdTests: XCTestCase {
         XCTAssertTrue(lines.contains("MAINPID=\(pid)"), "\(lines)")
     }
 
+    /// MemoryDenyWriteExecute=yes is safe: memoryd serves under the kernel's own form of it,
+    /// prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN) (Linux 6.3+; systemd uses seccomp to the same end).
+    func testMemorydRunsWithMemoryDenyWriteExecute() throws {
+        let python = try require("python3")
+        let dir = TestPaths.makeTempDirectory("mdwe")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "".write(toFile: dir + "/memoryd.toml", atomically: true, encoding: .utf8)
+        let wrapper = """
+            import ctypes, os, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(65, 1, 0, 0, 0) != 0 or libc.prctl(66, 0, 0, 0, 0) != 1:
+                sys.exit(77)  # PR_SET_MDWE not supported by this kernel
+            os.execv(sys.argv[1], sys.argv[1:])
+            """
+        try wrapper.write(toFile: dir + "/mdwe.py", atomically: true, encoding: .utf8)
+        let log = dir + "/log"
+        let p = try SpawnedProcess(python, [dir + "/mdwe.py", TestPaths.binary("memoryd"), "--config", dir + "/memoryd.toml",
+                                            "--data-dir", dir + "/data", "--socket", dir + "/m.sock"],
+                                   environment: ["MEMORYD_EMBEDDING_DIMENSION": "4"], output: log)
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: dir + "/m.sock") && Date() < deadline {
+            if let status = p.wait(timeout: 0) {
+                if status == 77 { throw XCTSkip("the kernel has no PR_SET_MDWE") }
+                XCTFail("memoryd exited \(status) under MDWE: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+                return
+            }
+            usleep(20_000)
+        }
+        let add = try memoryctl(["add", "--user", "u", "--text", "w^x", "--embedding", "1,0,0,0"], socket: dir + "/m.sock")
+        XCTAssertEqual(add.status, 0, "\(add)")
+        XCTAssertEqual(try memoryctl(["search", "--user", "u", "--embedding", "1,0,0,0"], socket: dir + "/m.sock").status, 0)
+        kill(p.pid, SIGTERM)
+        XCTAssertEqual(p.wait(timeout: 30), 0, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
     // MARK: - Peer credentials
 
     /// A daemon whose socket anyone may open (mode 0666 in a world-searchable directory), so that only
