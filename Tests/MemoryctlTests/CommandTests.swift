@@ -235,4 +235,17 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertEqual(try expect(0, ["import", "-", "--upsert"], stdin: lines).stdout, "imported 3, failed 0\n")
         try expect(64, ["import", daemon.directory + "/missing.jsonl"])
     }
+
+    /// Progress goes to stderr only when it is a terminal (here a pty from script(1)).
+    func testImportShowsProgressOnATerminal() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("script(1) is missing") }
+        let file = daemon.directory + "/p.jsonl"
+        try (0..<30).map { "{\"user_id\": \"p\", \"text_content\": \"n\($0)\"}" }.joined(separator: "\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let command = "\(TestPaths.binary("memoryctl")) import \(file) --chunk-size 10 --socket \(daemon.socketPath)"
+        let r = try runProcess("/usr/bin/script", ["-qec", command, "/dev/null"])
+        XCTAssertEqual(r.status, 0, "\(r)")
+        XCTAssertTrue(r.stdout.contains("importing: 10 imported, 0 failed"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("imported 30, failed 0"), r.stdout)
+    }
 }
