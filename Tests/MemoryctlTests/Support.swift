@@ -26,9 +26,9 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     let dir = TestPaths.makeTempDirectory("ctl")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let outPath = dir + "/stdout", errPath = dir + "/stderr", inPath = dir + "/stdin"
-    FileManager.default.createFile(atPath: outPath, contents: nil)
-    FileManager.default.createFile(atPath: errPath, contents: nil)
-    FileManager.default.createFile(atPath: inPath, contents: Data((stdin ?? "").utf8))
+    _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+    _ = FileManager.default.createFile(atPath: inPath, contents: Data((stdin ?? "").utf8))
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
