@@ -41,6 +41,13 @@ final class SystemdTests: XCTestCase {
         XCTAssertEqual(r.status, 0, "\(r)")
         XCTAssertEqual(r.stderr.trimmed, "", "no warnings")
 
+        // The hardening, as systemd rates it (0 = locked down, 10 = fully exposed).
+        let security = try runProcess(analyze, ["security", "--offline=true", "--no-pager", "\(dir)/memoryd.service"])
+        let overall = try XCTUnwrap(security.stdout.lines.first { $0.contains("Overall exposure level") }, "\(security)")
+        let afterName = try XCTUnwrap(overall.range(of: "memoryd.service: "), overall).upperBound
+        let score = try XCTUnwrap(overall[afterName...].split(separator: " ").first.flatMap { Double($0) }, overall)
+        XCTAssertLessThanOrEqual(score, 2.0, overall)
+
         let service = try String(contentsOfFile: "\(systemdDir)/memoryd.service", encoding: .utf8)
         for line in ["Type=notify", "ExecStart=/usr/local/bin/memoryd --config /etc/memoryd/memoryd.toml",
                      "ExecReload=/bin/kill -HUP $MAINPID", "User=memoryd", "Group=memoryd", "RuntimeDirectory=memoryd",
