@@ -123,3 +123,53 @@ final class HelpTests: XCTestCase {
         }
     }
 }
+
+/// What a real sqlite daemon does not say on demand, from a fake one.
+final class FakeDaemonTests: XCTestCase {
+    func testEveryStatusMapsToItsExitCode() throws {
+        let fake = try FakeDaemon(health: "healthy")
+        // err-<gRPC code>-<ErrorType>
+        let cases: [(String, Int32, String)] = [
+            ("err-13-1", 1, "StorageError"), ("err-14-2", 6, "ConnectionError"), ("err-3-3", 3, "ValidationError"),
+            ("err-10-4", 7, "OperationError"), ("err-5-5", 4, "NotFoundError"), ("err-6-6", 5, "DuplicateError"),
+            ("err-4-0", 8, "DEADLINE_EXCEEDED"), ("err-8-0", 8, "RESOURCE_EXHAUSTED"), ("err-7-0", 8, "PERMISSION_DENIED"),
+            ("err-14-0", 8, "UNAVAILABLE"), ("err-12-0", 8, "UNIMPLEMENTED"),
+        ]
+        for (id, status, name) in cases {
+            let r = try memoryctl(["get", id], socket: fake.socketPath)
+            XCTAssertEqual(r.status, status, "\(id)\n\(r)")
+            XCTAssertEqual(r.stderr, "error: \(name): provoked \(id)\n")
+            let j = try memoryctl(["get", id, "--json"], socket: fake.socketPath)
+            XCTAssertEqual(j.status, status)
+            XCTAssertEqual((try? JSONValue.parse(j.stderr.trimmed))?["error"], .string(name), j.stderr)
+        }
+        let ping = try memoryctl(["ping"], socket: fake.socketPath)
+        XCTAssertEqual(ping.status, 8)
+        XCTAssertTrue(ping.stderr.hasPrefix("error: UNIMPLEMENTED: "), ping.stderr)
+    }
+
+    func testHealthDegradedExits1AndUnhealthyExits2() throws {
+        let degraded = try FakeDaemon(health: "degraded")
+        let r = try memoryctl(["health"], socket: degraded.socketPath)
+        XCTAssertEqual(r.status, 1, "\(r)")
+        XCTAssertEqual(r.stdout, """
+            memoryd is DEGRADED: circuit breaker half-open after 5 failures (firestore backend, memoryd 0.1.0, up 42s)
+              backend        firestore
+              version        0.1.0
+              uptime_s       42 (42s)
+              circuit_state  half_open
+              queue_depth    0
+
+            """)
+        let j = try memoryctl(["health", "--json"], socket: degraded.socketPath)
+        XCTAssertEqual(j.status, 1)
+        XCTAssertEqual(j.json?["status"], .string("degraded"))
+        XCTAssertEqual(j.json?["firestore"], .bool(true))
+        XCTAssertEqual(j.json?["details"]?["reason"], .string("circuit breaker half-open after 5 failures"))
+
+        let unhealthy = try FakeDaemon(health: "unhealthy")
+        let u = try memoryctl(["health"], socket: unhealthy.socketPath)
+        XCTAssertEqual(u.status, 2, "\(u)")
+        XCTAssertTrue(u.stdout.hasPrefix("memoryd is UNHEALTHY: circuit breaker"), u.stdout)
+    }
+}

@@ -52,6 +52,15 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
                          stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
+/// The path of `tool` on $PATH.
+func findExecutable(_ tool: String) -> String? {
+    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let path = "\(dir)/\(tool)"
+        if access(path, X_OK) == 0 { return path }
+    }
+    return nil
+}
+
 /// The built memoryctl.
 func memoryctl(_ arguments: [String], socket: String? = nil, stdin: String? = nil,
                environment: [String: String] = [:]) throws -> CommandResult {

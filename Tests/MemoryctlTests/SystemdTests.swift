@@ -11,16 +11,8 @@ import Glibc
 final class SystemdTests: XCTestCase {
     let systemdDir = TestPaths.packageRoot + "/systemd"
 
-    func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let path = "\(dir)/\(tool)"
-            if access(path, X_OK) == 0 { return path }
-        }
-        return nil
-    }
-
     func require(_ tool: String) throws -> String {
-        guard let path = which(tool) else {
+        guard let path = findExecutable(tool) else {
             if ProcessInfo.processInfo.environment["CI"] != nil { throw DaemonError("\(tool) is missing (scripts/install-deps installs it)") }
             throw XCTSkip("\(tool) is not installed")
         }

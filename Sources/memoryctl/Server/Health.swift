@@ -63,7 +63,8 @@ struct Health: ParsableCommand {
         var block = Block()
         let rest = d.keys.filter { !leading.contains($0) }.sorted()
         for key in leading + rest {
-            guard let v = d[key], key != "reason" || report.status != "healthy" else { continue }
+            // The reason is on the first line already.
+            guard let v = d[key], key != "reason" else { continue }
             block.add(key, key == "uptime_s" ? "\(Format.value(v)) (\(Format.duration(seconds: v.numberValue ?? 0)))" : Format.value(v))
         }
         return first + "\n" + block.render(indent: "  ")
