@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "MemoryCoreTests", dependencies: ["MemoryCore"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryCore"]),
         .testTarget(name: "MemorySQLiteTests", dependencies: ["MemorySQLite", "MemoryCore"]),
+        .testTarget(name: "MemoryFirestoreTests", dependencies: ["MemoryFirestore", "MemoryCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore", "MemoryWire"]),
     ]
 )

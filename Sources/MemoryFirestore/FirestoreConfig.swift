@@ -25,6 +25,9 @@ public struct FirestoreConfig: Sendable {
     /// The GCE metadata server, for credentials when no key file is given. Overridable for tests.
     public var metadataServerURL: String = "http://169.254.169.254"
 
+    /// Tests only: send Firestore requests here instead of Google (to check auth against a local server).
+    var documentsURLOverride: String?
+
     public init(projectID: String) {
         self.projectID = projectID
     }
@@ -37,6 +40,7 @@ public struct FirestoreConfig: Sendable {
 
     /// The URL of `documentsPath`, on the emulator or on Google.
     var documentsURL: String {
+        if let documentsURLOverride { return documentsURLOverride }
         if let emulatorHost { return "http://\(emulatorHost)/v1/\(documentsPath)" }
         return "https://firestore.googleapis.com/v1/\(documentsPath)"
     }

@@ -1,0 +1,139 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import XCTest
+@testable import MemoryFirestore
+import MemoryCore
+
+/// The real Firestore emulator (`gcloud emulators firestore start`), started once per test process on a
+/// free port, in its own process group so that stopping it also stops the java process gcloud spawns.
+final class FirestoreEmulator: @unchecked Sendable {
+    static let shared = FirestoreEmulator()
+
+    let port: Int
+    private var pid: pid_t = 0
+    private let lock = NSLock()
+
+    var hostPort: String { "127.0.0.1:\(port)" }
+
+    private init() { port = freeTCPPort() }
+
+    /// The gcloud binary, or nil when the Cloud SDK is not installed.
+    static var gcloudPath: String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let p = "\(dir)/gcloud"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    /// Starts the emulator unless it runs. Skips the test when it is not installed, except under CI=true.
+    func ensureRunning() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        if pid != 0 && kill(pid, 0) == 0 && isServing() { return }
+        guard let gcloud = Self.gcloudPath else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                XCTFail("the Firestore emulator (gcloud) is not installed, and CI=true requires it")
+                throw XCTSkip("gcloud missing")
+            }
+            throw XCTSkip("the Firestore emulator (gcloud) is not installed")
+        }
+        let process = Process()
+        // setsid: the emulator gets its own process group, which stop() kills whole.
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        process.arguments = [gcloud, "emulators", "firestore", "start", "--host-port=\(hostPort)", "--quiet"]
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        pid = process.processIdentifier
+        Self.registerExitHook()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if isServing() { return }
+            if !process.isRunning { break }
+            usleep(100_000)
+        }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        stopLocked()
+        XCTFail("the Firestore emulator did not start on \(hostPort):\n\(text.suffix(2000))")
+        throw XCTSkip("emulator failed to start")
+    }
+
+    /// Kills the emulator's whole process group and waits until the port is closed.
+    func stop() {
+        lock.lock()
+        defer { lock.unlock() }
+        stopLocked()
+    }
+
+    private func stopLocked() {
+        guard pid != 0 else { return }
+        kill(-pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        pid = 0
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, isServing() { usleep(50_000) }
+    }
+
+    nonisolated(unsafe) private static var hookRegistered = false  // guarded by `lock`
+    private static func registerExitHook() {
+        guard !hookRegistered else { return }
+        hookRegistered = true
+        atexit { FirestoreEmulator.shared.stop() }
+    }
+
+    /// True when the emulator answers HTTP on its port (its root answers "Ok").
+    func isServing() -> Bool {
+        guard let client = try? HTTPClient(preferHTTP2: false),
+              let r = try? client.request(.get, url: "http://\(hostPort)/", headers: [], timeoutMs: 500) else { return false }
+        return r.status == 200
+    }
+
+    /// A plain REST GET of a document, as any other Firestore client would do it.
+    func getDocument(project: String, path: String) throws -> (Int, JSONValue?) {
+        let client = try HTTPClient(preferHTTP2: false)
+        let r = try client.request(.get, url: "http://\(hostPort)/v1/projects/\(project)/databases/(default)/documents/\(path)",
+                                   headers: ["Authorization: Bearer owner"], timeoutMs: 5000)
+        return (r.status, try? JSONValue.parse(bytes: r.body))
+    }
+}
+
+/// A TCP port nobody listens on right now.
+func freeTCPPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
+    _ = withUnsafeMutablePointer(to: &addr) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Established TCP connections from this host to `port` (client side), read from /proc/net/tcp{,6}.
+func establishedConnections(toPort port: Int) -> Int {
+    var count = 0
+    for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+        for line in text.split(separator: "\n").dropFirst() {
+            let cols = line.split(separator: " ")
+            guard cols.count > 3 else { continue }
+            let remote = cols[2].split(separator: ":")
+            guard remote.count == 2, let rport = Int(remote[1], radix: 16), cols[3] == "01" else { continue }
+            if rport == port { count += 1 }
+        }
+    }
+    return count
+}
