@@ -12,7 +12,8 @@ final class FirestoreEmulator: @unchecked Sendable {
     static let shared = FirestoreEmulator()
 
     let port: Int
-    private var pid: pid_t = 0
+    private var process: Process?
+    private var pidFile = ""
     private let lock = NSLock()
 
     var hostPort: String { "127.0.0.1:\(port)" }
@@ -32,7 +33,7 @@ final class FirestoreEmulator: @unchecked Sendable {
     func ensureRunning() throws {
         lock.lock()
         defer { lock.unlock() }
-        if pid != 0 && kill(pid, 0) == 0 && isServing() { return }
+        if let process, process.isRunning, isServing() { return }
         guard let gcloud = Self.gcloudPath else {
             if ProcessInfo.processInfo.environment["CI"] == "true" {
                 XCTFail("the Firestore emulator (gcloud) is not installed, and CI=true requires it")
@@ -41,16 +42,24 @@ final class FirestoreEmulator: @unchecked Sendable {
             throw XCTSkip("the Firestore emulator (gcloud) is not installed")
         }
         let process = Process()
-        // setsid: the emulator gets its own process group, which stop() kills whole.
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        process.arguments = [gcloud, "emulators", "firestore", "start", "--host-port=\(hostPort)", "--quiet"]
+        // The shell starts gcloud (which makes itself a process group leader; java runs in that group),
+        // writes its pid for stop(), and is a watchdog: when this test process is gone, even killed, it kills
+        // the group.
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).pid").path
+        try? FileManager.default.removeItem(atPath: pidFile)
+        let script = "\"$2\" emulators firestore start --host-port=\"$3\" --quiet & child=$!; echo $child > \"$4\"; "
+            + "while kill -0 \"$1\" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; "
+            + "kill -KILL -- -$child 2>/dev/null || kill -KILL $child 2>/dev/null"
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script, "sh", String(getpid()), gcloud, hostPort, pidFile]
+        self.pidFile = pidFile
+        self.process = process
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        pid = process.processIdentifier
         Self.registerExitHook()
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -72,11 +81,14 @@ final class FirestoreEmulator: @unchecked Sendable {
     }
 
     private func stopLocked() {
-        guard pid != 0 else { return }
-        kill(-pid, SIGKILL)
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
-        pid = 0
+        guard let process else { return }
+        if let text = readFile(pidFile), let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), child > 0 {
+            kill(-child, SIGKILL)  // gcloud's process group: gcloud, the launcher script and java
+            kill(child, SIGKILL)
+        }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        self.process = nil
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline, isServing() { usleep(50_000) }
     }
@@ -86,6 +98,7 @@ final class FirestoreEmulator: @unchecked Sendable {
         guard !hookRegistered else { return }
         hookRegistered = true
         atexit { FirestoreEmulator.shared.stop() }
+        XCTestObservationCenter.shared.addTestObserver(BundleEndObserver())
     }
 
     /// True when the emulator answers HTTP on its port (its root answers "Ok").
@@ -102,6 +115,11 @@ final class FirestoreEmulator: @unchecked Sendable {
                                    headers: ["Authorization: Bearer owner"], timeoutMs: 5000)
         return (r.status, try? JSONValue.parse(bytes: r.body))
     }
+}
+
+/// Stops the emulator when the test bundle ends.
+private final class BundleEndObserver: NSObject, XCTestObservation {
+    func testBundleDidFinish(_ testBundle: Bundle) { FirestoreEmulator.shared.stop() }
 }
 
 /// A TCP port nobody listens on right now.
@@ -126,7 +144,7 @@ func freeTCPPort() -> Int {
 func establishedConnections(toPort port: Int) -> Int {
     var count = 0
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { continue }
+        guard let text = readFile(file) else { continue }  // procfs: read to the end, sizes are 0
         for line in text.split(separator: "\n").dropFirst() {
             let cols = line.split(separator: " ")
             guard cols.count > 3 else { continue }
