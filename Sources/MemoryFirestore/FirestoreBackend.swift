@@ -4,8 +4,8 @@ import MemoryCore
 /// The Firestore backend (SPEC §9): REST v1 over libcurl, one kept-alive HTTP connection per worker, a token
 /// cache and a circuit breaker shared by all of them.
 public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
-    // @unchecked: every stored property is immutable and Sendable except `Logger`'s handler box, which is
-    // only read.
+    // Every stored property is immutable and Sendable; shared mutable state lives in `FirestoreShared`
+    // behind Mutex/Atomic.
     public let name = "firestore"
     public let config: FirestoreConfig
     let limits: Limits
