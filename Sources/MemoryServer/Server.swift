@@ -468,6 +468,11 @@ public final class Server: @unchecked Sendable {
             }
             uv_close(h) { h in h?.deallocate() }
         }, nil)
+        // Closing the signal handles restored the default dispositions; a late SIGTERM while the process
+        // finishes its exit must not turn a clean exit 0 into "killed by SIGTERM".
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
     }
 
     private func reload() {
