@@ -54,7 +54,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
         self.pidFile = pidFile
         self.process = process
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle
         process.standardError = handle
