@@ -31,7 +31,7 @@ final class TokenSource: Sendable {
     /// Reads a service-account JSON key. Throws a ValidationError-free ConnectionError naming the file and
     /// what is wrong with it, so a bad key stops the daemon at start.
     static func serviceAccount(path: String) throws(MemoryError) -> TokenSource {
-        guard let text = readFile(path) else {
+        guard let text = TextFile.read(path) else {
             throw .connection("firestore.credentials_path \(Validation.show(path)) cannot be read: \(String(cString: strerror(errno)))")
         }
         let key: JSONValue
@@ -115,15 +115,3 @@ final class TokenSource: Sendable {
     }
 }
 
-func readFile(_ path: String) -> String? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { out.append(contentsOf: chunk[0..<n]) }
-        if n < chunk.count { break }
-    }
-    return String(decoding: out, as: UTF8.self)
-}

@@ -81,7 +81,7 @@ public final class FirestoreEmulator: @unchecked Sendable {
 
     private func stopLocked() {
         guard let process else { return }
-        if let text = readTextFile(pidFile), let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), child > 0 {
+        if let text = TextFile.read(pidFile), let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), child > 0 {
             kill(-child, SIGKILL)  // gcloud's process group: gcloud, the launcher script and java
             kill(child, SIGKILL)
         }
@@ -159,7 +159,7 @@ public func freeTCPPort() -> Int {
 public func establishedConnections(toPort port: Int) -> Int {
     var count = 0
     for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        guard let text = readTextFile(file) else { continue }  // procfs: read to the end, sizes are 0
+        guard let text = TextFile.read(file) else { continue }  // procfs: read to the end, sizes are 0
         for line in text.split(separator: "\n").dropFirst() {
             let cols = line.split(separator: " ")
             guard cols.count > 3 else { continue }
@@ -171,16 +171,3 @@ public func establishedConnections(toPort port: Int) -> Int {
     return count
 }
 
-/// A whole file as text (procfs files report size 0, so read to the end).
-public func readTextFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
