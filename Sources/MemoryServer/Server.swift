@@ -200,6 +200,8 @@ public final class Server: @unchecked Sendable {
             conn.logger.debug("connection accepted", metadata: ["peer.uid": "\(uid)", "peer.pid": "\(pid)"])
             conn.startReading()
         }
+        // A refused connection's GoAway is queued above; nothing else would flush it.
+        flushDirty()
     }
 
     /// With no allow-lists, the socket's permissions decide. Otherwise the peer's uid or gid must be listed.
