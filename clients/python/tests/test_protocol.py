@@ -180,3 +180,30 @@ def test_responses_in_any_order_and_error_status(tmp_path) -> None:
         assert isinstance(results[1], NotFoundError) and results[1].details == {"id": "x"}
 
     run(str(tmp_path / "s.sock"), handler, body)
+
+
+def test_write_after_the_server_closed_keeps_reading_the_goaway(tmp_path) -> None:
+    """The server refuses the connection (GoAway + close) before the client writes: the write fails with
+    EPIPE, yet the GoAway's reason is still read and the call counts as not processed."""
+    from orchestra_memory._transport import Connection, NotProcessed
+
+    path = str(tmp_path / "s.sock")
+
+    async def handler(n: int, reader, writer) -> None:
+        write_frame(writer, rpc_pb2.Frame(goaway=rpc_pb2.GoAway(code=7, message="uid 0 is not allowed")))
+        await writer.drain()
+
+    async def main() -> None:
+        server, _ = await serve(path, handler)
+        conn = await Connection.open(path, 5)
+        conn.loop.remove_reader(conn._fd)  # hold back reading until the server has closed
+        await asyncio.sleep(0.2)
+        _, fut = conn.start_call("/orchestra.memory.v1.MemoryService/Ping", b"", 1000, None, 1 << 22)
+        conn.loop.add_reader(conn._fd, conn._on_readable)
+        with pytest.raises(NotProcessed) as e:
+            await asyncio.wait_for(fut, 5)
+        assert e.value.goaway.code == 7 and "not allowed" in e.value.goaway.message
+        conn.close()
+        server.close()
+
+    asyncio.run(main())
