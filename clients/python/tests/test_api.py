@@ -132,7 +132,6 @@ def test_expired_items_are_invisible_and_cleaned_up(client: MemoryClient, user: 
     assert [i.id for i in client.get_conversation_history(user)] == [kept]
     assert [i.id for i in client.semantic_search(user, unit(3), top_k=10)] == [kept]
     assert client.cleanup_expired_items() >= 1
-    assert client.cleanup_expired_items() == 0 or True  # other modules' items may expire meanwhile
     assert client.get_memory_item(kept).expiration is not None
 
 
