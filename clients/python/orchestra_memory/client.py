@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from concurrent.futures import Future
+import weakref
+from concurrent.futures import CancelledError, Future
 from typing import Any, Callable, Coroutine, Mapping, Optional
 
 from .aio import DEFAULT_MAX_FRAME_BYTES, AsyncMemoryClient
+from .errors import ConnectionError
 
 # The API methods the blocking client exposes, each with the async method's signature and docs.
 _API = [
@@ -61,15 +63,22 @@ class MemoryClient:
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
 
+                inner = self._client  # not self: the thread must not keep the MemoryClient alive
+
                 def run() -> None:
                     asyncio.set_event_loop(loop)
                     loop.call_soon(ready.set)
-                    loop.run_forever()
+                    try:
+                        loop.run_forever()
+                    finally:
+                        _shutdown(loop, inner)
 
                 self._thread = threading.Thread(target=run, name="orchestra-memory-client", daemon=True)
                 self._thread.start()
                 ready.wait()
                 self._loop = loop
+                # A client dropped without close() must not leave its thread behind.
+                self._finalizer = weakref.finalize(self, _stop_loop, loop)
             return self._loop
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
@@ -78,7 +87,10 @@ class MemoryClient:
             coro.close()
             raise RuntimeError("MemoryClient cannot be called from its own event-loop thread")
         fut: Future = asyncio.run_coroutine_threadsafe(coro, loop)
-        return fut.result()
+        try:
+            return fut.result()
+        except CancelledError:
+            raise ConnectionError("the MemoryClient was closed while the call was waiting") from None
 
     def close(self) -> None:
         """Closes the connection and stops the client's thread. The client may be used again afterwards
@@ -88,6 +100,7 @@ class MemoryClient:
             self._loop = self._thread = None
         if loop is None:
             return
+        self._finalizer.detach()
         try:
             asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(timeout=5)
         except Exception:
@@ -95,8 +108,6 @@ class MemoryClient:
         loop.call_soon_threadsafe(loop.stop)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
-        if not loop.is_running():
-            loop.close()
 
     def __enter__(self) -> "MemoryClient":
         self.initialize()
@@ -104,6 +115,31 @@ class MemoryClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.call_soon_threadsafe(loop.stop)
+    except RuntimeError:  # already closed
+        pass
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop, client: AsyncMemoryClient) -> None:
+    """Runs on the client's thread once its loop stopped: fail what still waits, then close the loop."""
+    try:
+        conn, client._conn = client._conn, None
+        if conn is not None:
+            conn.close()  # calls still waiting fail with ConnectionError...
+        tasks = asyncio.all_tasks(loop)
+        if tasks:
+            # ...which their tasks deliver to the waiting threads here; anything else is cancelled.
+            loop.run_until_complete(asyncio.wait(tasks, timeout=1))
+            for t in tasks:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _blocking(name: str) -> Callable[..., Any]:

@@ -207,3 +207,38 @@ def test_write_after_the_server_closed_keeps_reading_the_goaway(tmp_path) -> Non
         server.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("error_type,code,name", [
+    (rpc_pb2.STORAGE_ERROR, 13, "StorageError"),
+    (rpc_pb2.CONNECTION_ERROR, 14, "ConnectionError"),
+    (rpc_pb2.VALIDATION_ERROR, 3, "ValidationError"),
+    (rpc_pb2.OPERATION_ERROR, 10, "OperationError"),
+    (rpc_pb2.NOT_FOUND_ERROR, 5, "NotFoundError"),
+    (rpc_pb2.DUPLICATE_ERROR, 6, "DuplicateError"),
+    (rpc_pb2.ERROR_TYPE_UNSPECIFIED, 8, "RpcError"),
+    (rpc_pb2.ERROR_TYPE_UNSPECIFIED, 4, "DeadlineExceededError"),
+])
+def test_every_error_type_reaches_the_caller(tmp_path, error_type: int, code: int, name: str) -> None:
+    """Backend failures the sqlite daemon cannot be made to produce (OperationError, a backend
+    ConnectionError, INTERNAL), through the whole client path."""
+    import orchestra_memory
+
+    async def handler(n: int, reader, writer) -> None:
+        frame = await read_frame(reader)
+        status = rpc_pb2.Status(code=code, error_type=error_type, message=f"failed with {name}",
+                                operation="firestore.commit", details={"attempts": "5"})
+        write_frame(writer, rpc_pb2.Frame(response=rpc_pb2.Response(id=frame.request.id, status=status)))
+        await writer.drain()
+        await reader.read()
+
+    async def body(client: AsyncMemoryClient, connections: List[int]) -> None:
+        with pytest.raises(orchestra_memory.StorageError) as e:
+            await client.cleanup_expired_items()
+        assert type(e.value).__name__ == name
+        assert type(e.value) is getattr(orchestra_memory, name)
+        assert (e.value.code, e.value.error_type) == (code, error_type)
+        assert e.value.operation == "firestore.commit" and e.value.details == {"attempts": "5"}
+        assert f"failed with {name}" in str(e.value)
+
+    run(str(tmp_path / "s.sock"), handler, body)

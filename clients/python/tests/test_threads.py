@@ -37,3 +37,50 @@ def test_close_from_another_thread_and_reuse(client: MemoryClient) -> None:
     t.start()
     t.join()
     assert client.ping()["server_version"]  # a closed client reconnects on its next call
+
+
+def test_dropped_client_stops_its_thread(daemon) -> None:
+    import gc
+
+    before = {t for t in threading.enumerate() if t.name == "orchestra-memory-client"}
+    c = MemoryClient(daemon.socket_path)
+    c.ping()
+    thread = next(t for t in threading.enumerate() if t.name == "orchestra-memory-client" and t not in before)
+    del c
+    gc.collect()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_close_while_other_threads_wait(make_daemon) -> None:
+    """Calls waiting in other threads when the client is closed fail with ConnectionError, never hang."""
+    import os
+    import signal
+
+    from orchestra_memory import ConnectionError
+
+    d = make_daemon()
+    c = MemoryClient(d.socket_path, timeout=30)
+    c.ping()
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    errors = []
+
+    def call() -> None:
+        try:
+            c.ping()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        import time
+        time.sleep(0.2)
+        c.close()
+        for t in threads:
+            t.join(10)
+        assert not any(t.is_alive() for t in threads)
+        assert len(errors) == 4 and all(isinstance(e, ConnectionError) for e in errors), errors
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
