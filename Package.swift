@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "MemoryCoreTests", dependencies: ["MemoryCore"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryCore"]),
         .testTarget(name: "MemorySQLiteTests", dependencies: ["MemorySQLite", "MemoryCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "MemoryFirestoreTests", dependencies: ["MemoryFirestore", "MemoryCore", "MemoryTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MemoryctlTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore", "MemoryWire"]),
     ]

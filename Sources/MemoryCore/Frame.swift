@@ -99,8 +99,8 @@ public struct FrameReassembler: Sendable {
                 if headerBytes == 4 {
                     try check(header)
                     expected = Int(header)
+                    // No reserveCapacity(expected): a peer announcing 4 MiB and sending nothing costs nothing.
                     body.removeAll(keepingCapacity: true)
-                    body.reserveCapacity(expected)
                     headerBytes = 0
                     header = 0
                 }

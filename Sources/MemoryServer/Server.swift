@@ -196,7 +196,7 @@ public final class Server: @unchecked Sendable {
             // Checked before max_connections so that a refused peer learns nothing about the server's load.
             logger.warning("connection refused: peer not in allowed_uids/allowed_gids", metadata: peerMetadata)
             conn.goAway(.permissionDenied, peer.known
-                ? "permission denied: uid \(peer.uid) (gid \(peer.gid)) is not in memoryd's allowed_uids or allowed_gids"
+                ? "permission denied: uid \(peer.uid) (gid \(peer.gid)) is not allowed: it is in neither allowed_uids nor allowed_gids"
                 : "permission denied: memoryd could not read the peer's credentials (SO_PEERCRED)")
         } else if connections.count > config.maxConnections {
             logger.warning("connection refused: max_connections reached", metadata: ["max_connections": "\(config.maxConnections)"])
@@ -224,16 +224,13 @@ public final class Server: @unchecked Sendable {
     }
 
     /// With no allow-lists, the socket's permissions decide. Otherwise the peer's uid, primary gid or a
-    /// supplementary group must be listed. The daemon's own uid is always allowed: such a peer can read
-    /// the data files anyway.
+    /// supplementary group must be listed (root and memoryd's own uid too: the lists are exactly who may).
     func isAllowed(_ peer: PeerCredentials) -> Bool {
         if config.allowedUIDs.isEmpty && config.allowedGIDs.isEmpty { return true }
         guard peer.known else { return false }
-        if peer.uid == ownUID || config.allowedUIDs.contains(peer.uid) { return true }
+        if config.allowedUIDs.contains(peer.uid) { return true }
         return config.allowedGIDs.contains(peer.gid) || peer.groups.contains(where: config.allowedGIDs.contains)
     }
-
-    private let ownUID = getuid()
 
     func connectionClosed(_ conn: Connection) {
         connections[conn.id] = nil
@@ -495,6 +492,11 @@ public final class Server: @unchecked Sendable {
             }
             uv_close(h) { h in h?.deallocate() }
         }, nil)
+        // Closing the signal handles restored the default dispositions; a late SIGTERM while the process
+        // finishes its exit must not turn a clean exit 0 into "killed by SIGTERM".
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
     }
 
     private func reload() {

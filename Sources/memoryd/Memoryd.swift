@@ -53,7 +53,7 @@ struct Memoryd: ParsableCommand {
     func loadConfig() throws -> DaemonConfig {
         let env = Environment.current()
         var text: String?
-        if let data = readFile(config) {
+        if let data = TextFile.read(config) {
             text = data
         } else if config != DaemonConfig.defaultPath {
             throw ConfigError(key: "--config", "cannot read \(config): \(String(cString: strerror(errno)))")
@@ -110,18 +110,6 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-func readFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&buf, 1, buf.count, f)
-        if n <= 0 { break }
-        out.append(contentsOf: buf[0..<n])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
 
 enum Environment {
     static func current() -> [String: String] {

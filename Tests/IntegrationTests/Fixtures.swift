@@ -50,9 +50,18 @@ enum Backends {
     }
 }
 
-/// Starts a daemon with a small embedding dimension unless told otherwise.
-func startDaemon(_ extraEnv: [String: String] = [:], arguments: [String] = [], dimension: Int = 8) throws -> DaemonProcess {
+/// Starts a daemon with a small embedding dimension unless told otherwise. On `firestore` it uses the
+/// shared emulator (started on first use) and a namespace of its own.
+func startDaemon(_ extraEnv: [String: String] = [:], arguments: [String] = [], dimension: Int = 8,
+                 backend: String = "sqlite") throws -> DaemonProcess {
     var env = ["MEMORYD_EMBEDDING_DIMENSION": String(dimension)]
+    if backend == "firestore" {
+        try FirestoreEmulator.shared.ensureRunning()
+        env["MEMORYD_BACKEND"] = "firestore"
+        env["MEMORYD_FIRESTORE_EMULATOR_HOST"] = FirestoreEmulator.shared.hostPort
+        env["MEMORYD_FIRESTORE_PROJECT_ID"] = "memoryd-test"
+        env["MEMORYD_NAMESPACE"] = "it" + IDGenerator.uuid().prefix(8)
+    }
     for (k, v) in extraEnv { env[k] = v }
     let d = DaemonProcess(arguments: arguments, environment: env)
     try d.start()

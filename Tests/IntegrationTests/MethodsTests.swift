@@ -3,29 +3,50 @@ import MemoryCore
 import MemoryTestSupport
 import XCTest
 
-/// Every method over a real socket to a real daemon: the happy path and each error type.
+/// Every method over a real socket to a real daemon, the happy path and each error type — once per backend
+/// (sqlite, and Firestore on the real emulator), so the backends cannot drift apart.
 final class MethodsTests: XCTestCase {
     var daemon: DaemonProcess!
     var client: MemoryClient!
+    var backend = ""
 
-    override func setUpWithError() throws {
-        daemon = try startDaemon()
-        client = try daemon.client()
+    /// Runs `check` against a fresh daemon on each selected backend.
+    private func eachBackend(_ check: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) throws {
+        for b in Backends.selected {
+            backend = b
+            daemon = try startDaemon(backend: b)
+            client = try daemon.client()
+            defer {
+                client.close()
+                XCTAssertEqual(daemon.stop(), 0, "[\(b)] memoryd should exit 0 on SIGTERM", file: file, line: line)
+                daemon.removeDirectory()
+            }
+            print("-- backend \(b)")  // assertion failures below this line belong to this backend
+            do { try check() } catch { XCTFail("[\(b)] \(error)", file: file, line: line) }
+        }
     }
 
-    override func tearDown() {
-        client?.close()
-        XCTAssertEqual(daemon?.stop(), 0, "memoryd should exit 0 on SIGTERM")
-        daemon?.removeDirectory()
-    }
+    func testPingReportsVersionAndUptime() throws { try eachBackend(checkPingReportsVersionAndUptime) }
+    func testAddGetDeleteRoundTrip() throws { try eachBackend(checkAddGetDeleteRoundTrip) }
+    func testDuplicateIDAndUpsert() throws { try eachBackend(checkDuplicateIDAndUpsert) }
+    func testRejectDuplicateContentAndCheckDuplicate() throws { try eachBackend(checkRejectDuplicateContentAndCheckDuplicate) }
+    func testValidationErrorsNameTheField() throws { try eachBackend(checkValidationErrorsNameTheField) }
+    func testBatchAddGivesPerItemResultsInOrder() throws { try eachBackend(checkBatchAddGivesPerItemResultsInOrder) }
+    func testHistoryNewestFirstWithFiltersAndPaging() throws { try eachBackend(checkHistoryNewestFirstWithFiltersAndPaging) }
+    func testExpiredItemsAreInvisibleAndCleanedUp() throws { try eachBackend(checkExpiredItemsAreInvisibleAndCleanedUp) }
+    func testSemanticSearchMeasuresAndFilters() throws { try eachBackend(checkSemanticSearchMeasuresAndFilters) }
+    func testAgentData() throws { try eachBackend(checkAgentData) }
+    func testHealthCheckReportsDetails() throws { try eachBackend(checkHealthCheckReportsDetails) }
+    func testUnknownMethodIsUnimplemented() throws { try eachBackend(checkUnknownMethodIsUnimplemented) }
+    func testUndecodablePayloadIsValidationError() throws { try eachBackend(checkUndecodablePayloadIsValidationError) }
 
-    func testPingReportsVersionAndUptime() throws {
+    private func checkPingReportsVersionAndUptime() throws {
         let (version, uptime) = try client.ping()
         XCTAssertFalse(version.isEmpty)
         XCTAssertLessThan(uptime, 600_000)
     }
 
-    func testAddGetDeleteRoundTrip() throws {
+    private func checkAddGetDeleteRoundTrip() throws {
         let item = MemoryItem(userID: "u1", sessionID: "s1", personaActive: "helper", textContent: "hello world",
                               embedding: [1, 2, 3, 4, 5, 6, 7, 8], metadata: ["topic": .string("greeting"), "n": .number(3)])
         let id = try client.addMemoryItem(item)
@@ -49,7 +70,7 @@ final class MethodsTests: XCTestCase {
         assertThrows(.notFound) { try client.deleteMemoryItem(id) }
     }
 
-    func testDuplicateIDAndUpsert() throws {
+    private func checkDuplicateIDAndUpsert() throws {
         let item = MemoryItem(id: "fixed-1", userID: "u1", textContent: "one")
         XCTAssertEqual(try client.addMemoryItem(item), "fixed-1")
         assertThrows(.duplicate) { try client.addMemoryItem(item) }
@@ -59,7 +80,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(try client.getMemoryItem("fixed-1").textContent, "two")
     }
 
-    func testRejectDuplicateContentAndCheckDuplicate() throws {
+    private func checkRejectDuplicateContentAndCheckDuplicate() throws {
         let first = try client.addMemoryItem(MemoryItem(userID: "u1", textContent: "same words"))
         let e = assertThrows(.duplicate) {
             try client.addMemoryItem(MemoryItem(userID: "u1", textContent: "same words"), rejectDuplicateContent: true)
@@ -73,7 +94,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertFalse(try client.checkDuplicate(MemoryItem(userID: "u1", textContent: "new words")).duplicate)
     }
 
-    func testValidationErrorsNameTheField() throws {
+    private func checkValidationErrorsNameTheField() throws {
         var e = assertThrows(.validation) { try client.addMemoryItem(MemoryItem(textContent: "no user")) }
         XCTAssertTrue(e?.message.contains("user_id") ?? false, e?.message ?? "")
         e = assertThrows(.validation) { try client.addMemoryItem(MemoryItem(userID: "u", embedding: [1, 2, 3])) }
@@ -101,7 +122,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(try client.conversationHistory(HistoryRequest(userID: "u")).items.count, 0)
     }
 
-    func testBatchAddGivesPerItemResultsInOrder() throws {
+    private func checkBatchAddGivesPerItemResultsInOrder() throws {
         _ = try client.addMemoryItem(MemoryItem(id: "exists", userID: "u"))
         let results = try client.addMemoryItems([
             MemoryItem(id: "b1", userID: "u", textContent: "first"),
@@ -122,7 +143,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(try client.getMemoryItem(results[4].id).textContent, "generated id")
     }
 
-    func testHistoryNewestFirstWithFiltersAndPaging() throws {
+    private func checkHistoryNewestFirstWithFiltersAndPaging() throws {
         let base = Timestamp.now().seconds - 1000
         var items: [MemoryItem] = []
         for i in 0..<45 {
@@ -153,7 +174,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(notes.items.map(\.id), ["note"])
     }
 
-    func testExpiredItemsAreInvisibleAndCleanedUp() throws {
+    private func checkExpiredItemsAreInvisibleAndCleanedUp() throws {
         let past = Timestamp.now().adding(seconds: -5)
         let future = Timestamp.now().adding(seconds: 3600)
         let old = try client.addMemoryItem(MemoryItem(userID: "u", textContent: "old", embedding: [Float](repeating: 1, count: 8), expiration: past))
@@ -168,7 +189,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(try client.getMemoryItem(live).textContent, "live")
     }
 
-    func testSemanticSearchMeasuresAndFilters() throws {
+    private func checkSemanticSearchMeasuresAndFilters() throws {
         let items: [MemoryItem] = [
             MemoryItem(id: "x", userID: "u", personaActive: "p1", embedding: [1, 0, 0, 0, 0, 0, 0, 0]),
             MemoryItem(id: "y", userID: "u", personaActive: "p2", embedding: [0, 1, 0, 0, 0, 0, 0, 0]),
@@ -200,7 +221,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(near.map(\.item.id), ["x", "y"])
     }
 
-    func testAgentData() throws {
+    private func checkAgentData() throws {
         let content: JSONValue = .object(["plan": .array([.string("a"), .string("b")]), "score": .number(0.5), "ok": .bool(true)])
         let id = try client.addRawAgentData(AgentData(agentID: "agent-7", dataType: "plan", content: content, metadata: ["v": .number(1)]))
         XCTAssertTrue(id.hasPrefix("agent_"), id)
@@ -226,19 +247,20 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(rest.nextPageToken, "")
     }
 
-    func testHealthCheckReportsDetails() throws {
+    private func checkHealthCheckReportsDetails() throws {
         let h = try client.healthCheck()
         XCTAssertEqual(h.status, "healthy")
-        XCTAssertFalse(h.firestore)
+        XCTAssertEqual(h.firestore, backend == "firestore")
         for key in ["backend", "version", "uptime_s", "connection_pool_size", "connections_in_use", "queue_depth",
                     "circuit_state", "error_count", "last_error"] {
             XCTAssertNotNil(h.details[key], "details.\(key) missing: \(h.details)")
         }
-        XCTAssertEqual(h.details["backend"], .string("sqlite"))
+        XCTAssertEqual(h.details["backend"], .string(backend))
+        if backend == "firestore" { XCTAssertNotNil(h.details["firestore_latency_ms"]) }
         XCTAssertEqual(h.details["connection_pool_size"], .number(10))
     }
 
-    func testUnknownMethodIsUnimplemented() throws {
+    private func checkUnknownMethodIsUnimplemented() throws {
         let conn = client.connection
         try conn.send(.request(RequestFrame(id: 77, method: "/orchestra.memory.v1.MemoryService/Nope")))
         let r = try conn.waitResponse(77, timeoutMs: 10_000)
@@ -249,7 +271,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertNoThrow(try client.ping())
     }
 
-    func testUndecodablePayloadIsValidationError() throws {
+    private func checkUndecodablePayloadIsValidationError() throws {
         let conn = client.connection
         try conn.send(.request(RequestFrame(id: 5, method: MemoryMethod.getMemoryItem.path, payload: [0xff, 0xff, 0xff])))
         let r = try conn.waitResponse(5, timeoutMs: 10_000)

@@ -87,7 +87,7 @@ public final class DaemonProcess {
         var env = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin", "NOTIFY_SOCKET": notifyPath]
         for (k, v) in environment { env[k] = v }
         p.environment = env
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let logHandle = FileHandle(forWritingAtPath: logPath)!
         logHandle.seekToEndOfFile()
         p.standardError = logHandle
@@ -123,7 +123,7 @@ public final class DaemonProcess {
     public var configPath: String { directory + "/none.toml" }
 
     public func writeConfig(_ toml: String) {
-        FileManager.default.createFile(atPath: configPath, contents: Data(toml.utf8))
+        _ = FileManager.default.createFile(atPath: configPath, contents: Data(toml.utf8))
     }
 
     /// Sends `signal` and waits for the exit; returns the exit status.

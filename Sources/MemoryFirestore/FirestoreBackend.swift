@@ -1,0 +1,62 @@
+import Logging
+import MemoryCore
+
+/// The Firestore backend (SPEC §9): REST v1 over libcurl, one kept-alive HTTP connection per worker, a token
+/// cache and a circuit breaker shared by all of them.
+public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
+    // Every stored property is immutable and Sendable; shared mutable state lives in `FirestoreShared`
+    // behind Mutex/Atomic.
+    public let name = "firestore"
+    public let config: FirestoreConfig
+    let limits: Limits
+    let logger: Logger
+    let shared: FirestoreShared
+
+    /// Checks the configuration and loads credentials; makes no request (the first call or health probe does).
+    /// - Throws: ConnectionError naming the key when the configuration or the credentials are unusable.
+    public init(config: FirestoreConfig, limits: Limits, logger: Logger) throws(MemoryError) {
+        guard !config.projectID.isEmpty else {
+            throw .connection("firestore.project_id is empty: set it, GOOGLE_CLOUD_PROJECT or --project-id")
+        }
+        guard config.poolSize >= 1 else { throw .connection("firestore.connection_pool_size is \(config.poolSize); it must be at least 1") }
+        guard config.batchSize >= 1 else { throw .connection("firestore.batch_size is \(config.batchSize); it must be at least 1") }
+        guard config.requestTimeoutMs >= 1 else {
+            throw .connection("firestore.request_timeout_ms is \(config.requestTimeoutMs); it must be at least 1")
+        }
+        guard config.maxRetries >= 0 else { throw .connection("firestore.max_retries is \(config.maxRetries); it must not be negative") }
+        let tokens: TokenSource
+        if let emulator = config.emulatorHost, !emulator.isEmpty {
+            tokens = TokenSource(kind: .emulator)
+        } else if let path = config.credentialsPath, !path.isEmpty {
+            tokens = try TokenSource.serviceAccount(path: path)
+        } else {
+            tokens = TokenSource(kind: .metadataServer(url: config.metadataServerURL))
+        }
+        var config = config
+        if config.emulatorHost?.isEmpty == true { config.emulatorHost = nil }
+        self.config = config
+        self.limits = limits
+        self.logger = logger
+        self.shared = FirestoreShared(config: config, tokens: tokens)
+        logger.debug("firestore backend configured", metadata: [
+            "firestore.project": .string(config.projectID), "firestore.database": .string(config.database),
+            "firestore.emulator": .string(config.emulatorHost ?? ""), "firestore.collection": .string(config.memoryCollection),
+        ])
+    }
+
+    public func makeConnection() throws(MemoryError) -> StoreConnection {
+        try FirestoreConnection(shared: shared)
+    }
+
+    public func statistics() -> [String: JSONValue] {
+        [
+            "circuit_state": .string(shared.breaker.state.rawValue),
+            "retries_total": .number(Double(shared.retries.load(ordering: .relaxed))),
+            "firestore_connections_open": .number(Double(shared.connectionsOpen.load(ordering: .relaxed))),
+            "firestore_pool_size": .number(Double(config.poolSize)),
+            "firestore_last_error": .string(shared.lastError),
+        ]
+    }
+
+    public func shutdown() {}
+}

@@ -1,0 +1,124 @@
+import Foundation
+import MemoryTestSupport
+import XCTest
+@testable import MemoryFirestore
+import MemoryCore
+
+final class FirestoreResilienceTests: FirestoreTestCase {
+    /// Stopping the emulator opens the circuit (calls then fail fast with ConnectionError, within their
+    /// deadline); once it is back and the recovery timeout has passed, one probe closes it again.
+    func testCircuitBreakerOpensWhenEmulatorStopsAndClosesWhenItReturns() throws {
+        let backend = try makeBackend {
+            $0.failureThreshold = 3
+            $0.recoveryTimeoutS = 1
+            $0.maxRetries = 2
+            $0.requestTimeoutMs = 5000  // a restarted emulator is slow to answer its first request
+        }
+        let conn = try backend.makeConnection()
+        defer { conn.close() }
+        try conn.addMemoryItem(item("mem_before"), upsert: false, context: context())
+
+        emulator.stop()
+        defer { try? emulator.ensureRunning() }
+        // First call: connection refused, retried, and the breaker opens on the way.
+        var start = monotonicNanos()
+        assertError(.connection, try conn.getMemoryItem(id: "mem_before", context: context(timeoutMs: 5000)))
+        XCTAssertLessThan(Double(monotonicNanos() - start) / 1e6, 5000)
+        for _ in 0..<3 where backend.statistics()["circuit_state"] != .string("open") {
+            _ = try? conn.getMemoryItem(id: "mem_before", context: context(timeoutMs: 5000))
+        }
+        XCTAssertEqual(backend.statistics()["circuit_state"], .string("open"))
+
+        // Open: fail fast, with a message saying so.
+        start = monotonicNanos()
+        do {
+            _ = try conn.getMemoryItem(id: "mem_before", context: context(timeoutMs: 200))
+            XCTFail("expected ConnectionError")
+        } catch let e {
+            XCTAssertEqual(e.type, .connection)
+            XCTAssertTrue(e.message.contains("circuit open"), e.message)
+        }
+        XCTAssertLessThan(Double(monotonicNanos() - start) / 1e6, 100)
+        let h = conn.health(context: context(timeoutMs: 500))
+        XCTAssertEqual(h.status, .unhealthy)
+        XCTAssertEqual(h.details["circuit_state"], .string("open"))
+        XCTAssertNotEqual(h.details["firestore_error"], .string(""))
+        XCTAssertGreaterThan(backend.statistics()["retries_total"]?.numberValue ?? 0, 0)
+
+        // Back on the same port (the emulator keeps data in memory, so the item is gone).
+        try emulator.ensureRunning()
+        usleep(1_100_000)
+        XCTAssertEqual(backend.statistics()["circuit_state"], .string("half_open"))
+        assertError(.notFound, try conn.getMemoryItem(id: "mem_before", context: context()))
+        XCTAssertEqual(backend.statistics()["circuit_state"], .string("closed"))
+        XCTAssertEqual(conn.health(context: context()).status, .healthy)
+    }
+
+    func testDeadlineBoundsRetries() throws {
+        let backend = try makeBackend {
+            $0.emulatorHost = "127.0.0.1:\(freeTCPPort())"  // nobody listens
+            $0.maxRetries = 50
+            $0.failureThreshold = 1000
+        }
+        let conn = try backend.makeConnection()
+        defer { conn.close() }
+        let start = monotonicNanos()
+        assertError(.connection, try conn.getMemoryItem(id: "mem_x", context: context(timeoutMs: 700)))
+        XCTAssertLessThan(Double(monotonicNanos() - start) / 1e6, 900)
+    }
+
+    /// `poolSize` workers, each with its own connection, doing 100 calls at once: never more than
+    /// `poolSize` TCP connections to the emulator.
+    func testConnectionsStayWithinPoolSize() throws {
+        let poolSize = 4
+        let backend = try makeBackend { $0.poolSize = poolSize }
+        let port = emulator.port
+        let baseline = establishedConnections(toPort: port)
+        let connections = try (0..<poolSize).map { _ in try backend.makeConnection() }
+        let done = DispatchGroup()
+        let errors = LockedCounter()
+        let running = LockedCounter()
+        for (w, conn) in connections.enumerated() {
+            let box = UncheckedBox(conn)
+            DispatchQueue.global().async(group: done) {
+                running.add()
+                for i in 0..<25 {
+                    let ctx = CallContext(deadline: .after(milliseconds: 20_000))
+                    do {
+                        if i % 2 == 0 {
+                            var it = MemoryItem(id: "mem_w\(w)_\(i)", userID: "pool", sessionID: "s", timestamp: .now(),
+                                                itemType: "conversation", textContent: "x")
+                            it.metadata["content_hash"] = .string(SHA256.hexDigest("x"))
+                            try box.value.addMemoryItem(it, upsert: false, context: ctx)
+                        } else {
+                            _ = try box.value.conversationHistory(HistoryQuery(userID: "pool", limit: 5), context: ctx)
+                        }
+                    } catch {
+                        errors.add()
+                    }
+                }
+            }
+        }
+        var maxSeen = 0
+        while done.wait(timeout: .now() + .milliseconds(20)) == .timedOut {
+            maxSeen = max(maxSeen, establishedConnections(toPort: port) - baseline)
+        }
+        XCTAssertEqual(errors.value, 0)
+        XCTAssertGreaterThan(maxSeen, 0)
+        XCTAssertLessThanOrEqual(maxSeen, poolSize)
+        connections.forEach { $0.close() }
+    }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func add() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
+
+/// Hands a connection to the one thread that uses it.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

@@ -1,0 +1,125 @@
+"""Daemon restarts, GoAway, unreachable daemons, refused peers: transport failures and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from orchestra_memory import (
+    AsyncMemoryClient,
+    ConnectionError,
+    MemoryClient,
+    MemoryItem,
+    RpcError,
+    StorageError,
+)
+
+
+def test_daemon_not_running_raises_connection_error(tmp_path) -> None:
+    c = MemoryClient(str(tmp_path / "nothing.sock"))
+    with pytest.raises(ConnectionError) as e:
+        c.ping()
+    assert isinstance(e.value, StorageError)
+    assert e.value.code == 14
+    assert isinstance(e.value.original_exception, OSError)
+    assert "nothing.sock" in str(e.value)
+    with pytest.raises(ConnectionError):
+        c.initialize()
+    # health_check reports instead of raising.
+    h = c.health_check()
+    assert h["status"] == "unhealthy" and h["firestore"] is False
+    assert h["details"]["memoryd_reachable"] is False and "reason" in h["details"]
+    c.close()
+
+
+def test_reconnect_after_restart_and_data_persists(make_daemon, user: str) -> None:
+    d = make_daemon()
+    c = MemoryClient(d.socket_path)
+    item_id = c.add_memory_item(MemoryItem(user_id=user, text_content="survives restarts"))
+    assert d.stop(signal.SIGTERM) == 0
+    with pytest.raises(ConnectionError):
+        c.get_memory_item(item_id)
+    d.start()
+    # The next call reconnects by itself.
+    assert c.get_memory_item(item_id).text_content == "survives restarts"
+    # And again, without a failed call in between.
+    assert d.stop(signal.SIGTERM) == 0
+    d.start()
+    assert c.get_memory_item(item_id).text_content == "survives restarts"
+    c.close()
+
+
+def test_goaway_on_sigterm(make_daemon) -> None:
+    d = make_daemon()
+
+    async def main() -> None:
+        c = AsyncMemoryClient(d.socket_path)
+        await c.initialize()
+        conn = c._conn
+        d.signal(signal.SIGTERM)
+        await asyncio.wait_for(conn.wait_closed(), 10)
+        assert conn.goaway is not None
+        assert conn.goaway.code == 14  # UNAVAILABLE: draining
+        assert not conn.usable and not c.connected
+        assert d.wait() == 0
+        with pytest.raises(ConnectionError):
+            await c.ping()
+        d.start()
+        assert (await c.ping())["server_version"]
+        await c.close()
+
+    asyncio.run(main())
+
+
+def test_calls_in_flight_during_sigterm_finish_or_fail_cleanly(make_daemon, user: str) -> None:
+    d = make_daemon()
+
+    async def main() -> None:
+        c = AsyncMemoryClient(d.socket_path, timeout=30)
+        await c.initialize()
+        calls = [asyncio.ensure_future(c.add_memory_items(
+            [MemoryItem(user_id=user, text_content=f"{j}-{i}") for i in range(50)])) for j in range(40)]
+        await asyncio.sleep(0.01)
+        d.signal(signal.SIGTERM)
+        results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(r, ConnectionError) for r in failed), failed
+        assert all(all(x.ok for x in r) for r in ok)
+        assert d.wait() == 0
+        d.start()
+        # Every call answered OK was stored.
+        stored, token = 0, None
+        while True:
+            page = await c.get_conversation_history(user, limit=1000, page_token=token)
+            stored += len(page)
+            token = page.next_page_token
+            if not token:
+                break
+        assert stored == 50 * len(ok)
+        await c.close()
+
+    asyncio.run(main())
+
+
+def test_refused_peer_gets_permission_denied(make_daemon) -> None:
+    uid = os.getuid()
+    d = make_daemon(env={"MEMORYD_ALLOWED_UIDS": str(uid + 4242)})
+    c = MemoryClient(d.socket_path)
+    with pytest.raises(RpcError) as e:
+        c.ping()
+    assert e.value.code == 7 and e.value.error_type == 0  # PERMISSION_DENIED
+    c.close()
+
+
+def test_blocking_client_reconnects_after_kill(make_daemon, user: str) -> None:
+    d = make_daemon()
+    c = MemoryClient(d.socket_path)
+    item_id = c.add_memory_item(MemoryItem(user_id=user, text_content="durable"))
+    d.kill()  # no drain, no GoAway: the connection just closes
+    d.start()
+    assert c.get_memory_item(item_id).text_content == "durable"
+    c.close()
