@@ -5,26 +5,20 @@ import Glibc
 /// Reads a file (or stdin for `-`) line by line, without a limit on a line's length.
 final class LineReader {
     private let file: UnsafeMutablePointer<FILE>
-    private let ownsFile: Bool
     private var buffer: UnsafeMutablePointer<CChar>?
     private var capacity = 0
     /// The number of the line `next()` returned last (1-based).
     private(set) var lineNumber = 0
 
     init?(path: String) {
-        if path == "-" {
-            guard let f = fdopen(dup(0), "r") else { return nil }
-            file = f
-        } else {
-            guard let f = fopen(path, "r") else { return nil }
-            file = f
-        }
-        ownsFile = true
+        // stdin is duplicated so that closing the reader leaves fd 0 alone.
+        guard let f = path == "-" ? fdopen(dup(0), "r") : fopen(path, "r") else { return nil }
+        file = f
     }
 
     deinit {
         free(buffer)
-        if ownsFile { fclose(file) }
+        fclose(file)
     }
 
     /// The next line without its newline, or nil at the end.
