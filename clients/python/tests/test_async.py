@@ -125,8 +125,10 @@ def test_server_deadline_exceeded(daemon, user: str) -> None:
     async def main() -> None:
         c = AsyncMemoryClient(daemon.socket_path, timeout=60)
         await c.initialize()
-        heavy = [c.add_memory_items([MemoryItem(user_id=user, text_content=f"{j}-{i}", embedding=unit(i))
-                                     for i in range(100)]) for j in range(30)]
+        # Enough work to keep every worker busy for well over 1 ms, small enough for the Firestore
+        # emulator (which takes several ms per document with a 768-d vector).
+        heavy = [c.add_memory_items([MemoryItem(user_id=user, text_content=f"{j}-{i}")
+                                     for i in range(40)]) for j in range(30)]
         tasks = [asyncio.ensure_future(h) for h in heavy]
         await asyncio.sleep(0)  # let the heavy calls be sent first
         conn = await c._connection(None)
