@@ -52,7 +52,12 @@ public func fuzzFrames(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     check(whole == cut, "reassembly depends on how the stream is cut (chunk \(chunk))")
 
     for body in whole.frames {
-        guard let frame = try? FrameCodec.decode(body) else { continue }
+        guard var frame = try? FrameCodec.decode(body) else { continue }
+        // A Response carries a payload only when it succeeded (SPEC §2); the encoder drops it otherwise.
+        if case .response(var r) = frame, r.error != nil {
+            r.payload = []
+            frame = .response(r)
+        }
         let again = FrameCodec.encode(frame)
         check(again.count >= 4)
         let n = Int(UInt32(again[0]) << 24 | UInt32(again[1]) << 16 | UInt32(again[2]) << 8 | UInt32(again[3]))
