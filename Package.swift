@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "memoryd", targets: ["memoryd"]),
         .executable(name: "memoryctl", targets: ["memoryctl"]),
         .executable(name: "memory-bench", targets: ["memory-bench"]),
+        .executable(name: "memory-load", targets: ["memory-load"]),
         .library(name: "MemoryClient", targets: ["MemoryClient"]),
     ],
     dependencies: [
@@ -51,6 +52,11 @@ let package = Package(
         .executableTarget(name: "memory-bench", dependencies: [
             "MemoryClient", "MemorySQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Load generator for reliability tests (scripts/load-test, LoadTests).
+        .executableTarget(name: "memory-load", dependencies: [
+            "MemoryClient", "MemoryCore", "MemoryWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "MemoryTestSupport", dependencies: ["MemoryClient", "MemoryCore"], path: "Tests/MemoryTestSupport"),

@@ -189,8 +189,10 @@ public struct PageCursor: Sendable, Equatable {
               let colon = text.firstIndex(of: ":"), let micros = Int64(text[..<colon])
         else { return nil }
         let id = String(text[text.index(after: colon)...])
-        guard Validation.isValidID(id) else { return nil }
-        self.init(timestamp: Timestamp(microseconds: micros), id: id)
+        // A forged token may carry any instant: refuse one outside the Timestamp range (backends format it).
+        let timestamp = Timestamp(microseconds: micros)
+        guard Validation.isValidID(id), timestamp.isValid else { return nil }
+        self.init(timestamp: timestamp, id: id)
     }
 }
 

@@ -48,19 +48,24 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// RFC 3339 in UTC with microseconds, e.g. `2026-11-26T09:38:53.152626Z`.
+    /// Never traps: `nanos` outside 0..<1e9 (a Timestamp off the wire, not yet validated) is carried into
+    /// the seconds first.
     public var rfc3339: String {
-        var t = time_t(seconds)
+        var secs = seconds
+        var n = Int64(nanos)
+        secs = secs &+ n / 1_000_000_000
+        n %= 1_000_000_000
+        if n < 0 { secs = secs &- 1; n += 1_000_000_000 }
+        var t = time_t(secs)
         var tmv = tm()
         gmtime_r(&t, &tmv)
-        func pad(_ v: Int32, _ w: Int) -> String {
+        func pad(_ v: Int, _ w: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, w - s.count)) + s
         }
-        let us = Int(nanos / 1000)
-        let usString = String(us)
-        let frac = String(repeating: "0", count: 6 - usString.count) + usString
-        return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T"
-            + "\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(frac)Z"
+        let frac = pad(Int(n / 1000), 6)
+        return "\(pad(Int(tmv.tm_year) + 1900, 4))-\(pad(Int(tmv.tm_mon) + 1, 2))-\(pad(Int(tmv.tm_mday), 2))T"
+            + "\(pad(Int(tmv.tm_hour), 2)):\(pad(Int(tmv.tm_min), 2)):\(pad(Int(tmv.tm_sec), 2)).\(frac)Z"
     }
 
     public var description: String { rfc3339 }

@@ -280,7 +280,16 @@ public final class Server: @unchecked Sendable {
             return
         }
         if method == .ping {
-            // Answered on the loop thread: no queue hop for the cheapest call.
+            // Answered on the loop thread: no queue hop for the cheapest call. Its payload is an empty
+            // message, but bytes that are not a PingRequest still get the SPEC's ValidationError.
+            if !r.payload.isEmpty {
+                do throws(MemoryError) {
+                    _ = try PayloadCodec.decodeRequest(.ping, r.payload)
+                } catch {
+                    respond(conn, r.id, error)
+                    return
+                }
+            }
             let payload = PayloadCodec.encodeResponse(.ping(serverVersion: Self.version, uptimeMs: (monotonicNanos() - startedAt) / 1_000_000))
             conn.append(FrameCodec.encodeResponse(id: r.id, error: nil, payload: payload))
             return

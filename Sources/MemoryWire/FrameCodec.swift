@@ -27,6 +27,8 @@ public enum FrameCodec {
               let f = orchestra__rpc__v1__frame__unpack(nil, body.count, base.assumingMemoryBound(to: UInt8.self))
         else { throw .undecodable }
         defer { orchestra__rpc__v1__frame__free_unpacked(f, nil) }
+        // A NUL would cut the method or a metadata string short (protobuf-c strings are C strings).
+        guard StringFieldCheck.firstStringWithNUL(body, f.pointee.base.descriptor) == nil else { throw .undecodable }
         do throws(MemoryError) {
             switch f.pointee.kind_case {
             case ORCHESTRA__RPC__V1__FRAME__KIND_REQUEST:

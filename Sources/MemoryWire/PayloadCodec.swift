@@ -20,7 +20,11 @@ public enum PayloadCodec {
         guard let m = unpacker(nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)) else {
             throw .validation("payload is not a valid \(what)")
         }
-        defer { protobuf_c_message_free_unpacked(UnsafeMutableRawPointer(m).assumingMemoryBound(to: ProtobufCMessage.self), nil) }
+        let base = UnsafeMutableRawPointer(m).assumingMemoryBound(to: ProtobufCMessage.self)
+        defer { protobuf_c_message_free_unpacked(base, nil) }
+        if let field = StringFieldCheck.firstStringWithNUL(bytes, base.pointee.descriptor) {
+            throw .validation("\(field) contains a NUL character; strings must not")
+        }
         return try body(m)
     }
 

@@ -120,3 +120,19 @@ final class ConfigTests: XCTestCase {
         XCTAssertNotNil(key("socket_path = \"unterminated"))
     }
 }
+
+/// Found by fuzz-requests: formatting a timestamp straight off the wire must not trap.
+final class TimestampFormattingTests: XCTestCase {
+    func testOutOfRangeNanosAreCarriedNotTrapped() {
+        XCTAssertEqual(Timestamp(seconds: 1, nanos: -1000).rfc3339, "1970-01-01T00:00:00.999999Z")
+        XCTAssertEqual(Timestamp(seconds: 0, nanos: 2_000_001_000).rfc3339, "1970-01-01T00:00:02.000001Z")
+        _ = Timestamp(seconds: .max, nanos: .min).description
+        _ = Timestamp(seconds: .min, nanos: .max).description
+    }
+
+    func testForgedPageTokenOutsideTheTimestampRangeIsRefused() {
+        XCTAssertNil(PageCursor(token: "v1." + Base64URL.encode(Array("9223372036854775807:mem_x".utf8))))
+        let ok = PageCursor(timestamp: Timestamp(seconds: 1_700_000_000), id: "mem_x")
+        XCTAssertEqual(PageCursor(token: ok.token), ok)
+    }
+}
