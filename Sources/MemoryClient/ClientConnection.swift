@@ -166,6 +166,9 @@ public final class ClientConnection {
     /// Sends a request and returns its id without waiting.
     @discardableResult
     public func start(_ request: MethodRequest, timeoutMs: UInt64 = 0, id: UInt64? = nil) throws(MemoryError) -> UInt64 {
+        if let field = request.fieldWithNUL {
+            throw .validation("\(field) contains a NUL byte, which the protocol cannot carry")
+        }
         let callID = id ?? nextID
         nextID = max(nextID, callID) + 1
         try send(.request(RequestFrame(id: callID, method: request.method.path, timeoutMs: timeoutMs,

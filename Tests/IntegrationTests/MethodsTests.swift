@@ -110,6 +110,8 @@ final class MethodsTests: XCTestCase {
             try client.addMemoryItem(MemoryItem(userID: "u", textContent: String(repeating: "x", count: 512 * 1024 + 1)))
         }
         assertThrows(.validation) { try client.getMemoryItem("bad/id") }
+        e = assertThrows(.validation) { try client.addMemoryItem(MemoryItem(userID: "u", textContent: "before\u{0}after")) }
+        XCTAssertTrue(e?.message.contains("item.text_content contains a NUL byte") ?? false, e?.message ?? "")
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "")) }
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "u", limit: 1001)) }
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "u", filters: ["nope": .string("x")])) }
