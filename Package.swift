@@ -49,8 +49,9 @@ let package = Package(
             "MemoryClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "memory-bench", dependencies: [
-            "MemoryClient", "MemorySQLite",
+            "MemoryClient", "MemoryCore", "MemoryWire", "MemorySQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         .target(name: "MemoryTestSupport", dependencies: ["MemoryClient", "MemoryCore"], path: "Tests/MemoryTestSupport"),
