@@ -129,20 +129,36 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
             if n < 0 { if errno == EINTR { continue }; throw BenchError("V1: send failed") }
             off += n
         }
+        // The emulator keeps the connection open despite `Connection: close`, so read exactly one response
+        // (Content-Length or chunked), then close it ourselves.
         var resp: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 1 << 16)
+        var headerEnd: Int?
+        var status = 0, contentLength: Int?, chunked = false
         while true {
+            if let h = headerEnd {
+                let body = resp.count - (h + 4)
+                if let cl = contentLength, body >= cl { break }
+                if chunked, resp.count >= 5, resp[(resp.count - 5)...].elementsEqual("0\r\n\r\n".utf8) { break }
+            }
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n < 0 { if errno == EINTR { continue }; throw BenchError("V1: recv failed") }
             if n == 0 { break }
             resp.append(contentsOf: buf[0..<n])
+            if headerEnd == nil, let h = find(resp, Array("\r\n\r\n".utf8), from: 0) {
+                headerEnd = h
+                let head = String(decoding: resp[0..<h], as: UTF8.self).lowercased()
+                status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+                for line in head.split(separator: "\r\n") {
+                    if line.hasPrefix("content-length:") { contentLength = Int(line.dropFirst(15).trimmingCharacters()) }
+                    if line.hasPrefix("transfer-encoding:") && line.contains("chunked") { chunked = true }
+                }
+                if contentLength == nil && !chunked && (status == 204 || status == 304) { contentLength = 0 }
+            }
         }
-        // Status line, headers, then the body (chunked or not).
-        guard let headerEnd = find(resp, Array("\r\n\r\n".utf8), from: 0) else { throw BenchError("V1: no HTTP header") }
-        let head = String(decoding: resp[0..<headerEnd], as: UTF8.self).lowercased()
-        let status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
-        var payload = Array(resp[(headerEnd + 4)...])
-        if head.contains("transfer-encoding: chunked") { payload = dechunk(payload) }
+        guard let h = headerEnd else { throw BenchError("V1: no HTTP header") }
+        var payload = Array(resp[(h + 4)...])
+        if chunked { payload = dechunk(payload) }
         return (status, payload)
     }
 
