@@ -96,7 +96,7 @@ func residentKiB(pid: Int32) -> (rss: Int, hwm: Int) {
     var rss = 0, hwm = 0
     var line = [CChar](repeating: 0, count: 512)
     while fgets(&line, Int32(line.count), f) != nil {
-        let s = String(cString: line)
+        let s = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
         if parts.count >= 2 {
             if parts[0] == "VmRSS:" { rss = Int(parts[1]) ?? 0 }
