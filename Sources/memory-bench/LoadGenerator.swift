@@ -36,18 +36,36 @@ final class LoadGenerator {
     let socketPath: String
     let batch: [UInt8]
     let depth: Int
+    /// Speaks RESP (Redis) instead of memoryd's frames: the same client measures both servers.
+    let resp: Bool
     private var conns: [Conn] = []
     private var pollSet: [pollfd] = []
 
     init(socketPath: String, request: MethodRequest, connections: Int, depth: Int) throws {
         self.socketPath = socketPath
         self.depth = depth
+        resp = false
         let payload = PayloadCodec.encodeRequest(request)
         var b: [UInt8] = []
         for id in 1...depth {
             b += FrameCodec.encode(.request(RequestFrame(id: UInt64(id), method: request.method.path, payload: payload)))
         }
         batch = b
+        try connectAll(connections)
+    }
+
+    /// A RESP load generator: `command` (e.g. ["GET", "key"]) sent `depth` times per batch.
+    init(redisSocketPath: String, command: [String], connections: Int, depth: Int) throws {
+        socketPath = redisSocketPath
+        self.depth = depth
+        resp = true
+        var one = "*\(command.count)\r\n"
+        for c in command { one += "$\(c.utf8.count)\r\n\(c)\r\n" }
+        batch = Array(String(repeating: one, count: depth).utf8)
+        try connectAll(connections)
+    }
+
+    private func connectAll(_ connections: Int) throws {
         for _ in 0..<connections {
             let fd = try Self.connectUnix(socketPath)
             conns.append(Conn(fd: fd))
@@ -120,7 +138,14 @@ final class LoadGenerator {
                 var i = 0
                 var got = 0
                 c.buffer.withUnsafeBytes { b in
-                    while c.filled - i >= 4 {
+                    while c.filled - i >= (self.resp ? 1 : 4) {
+                        if self.resp {
+                            guard let (next, ok) = Self.respReply(b, i, c.filled) else { break }
+                            if !ok { errors += 1 }
+                            i = next
+                            got += 1
+                            continue
+                        }
                         let len = Int(UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
                         guard c.filled - i - 4 >= len else { break }
                         let body = UnsafeRawBufferPointer(rebasing: b[(i + 4)..<(i + 4 + len)])
@@ -152,6 +177,21 @@ final class LoadGenerator {
         }
         let seconds = Double(nowNanos() - t0) / 1e9
         return Result(calls: done, errors: errors, seconds: seconds, latencies: Percentiles(latencies))
+    }
+
+    /// One RESP reply starting at `i` (simple string, error, integer, or bulk string): the index after it and
+    /// whether it was not an error; nil when it is not complete yet.
+    static func respReply(_ b: UnsafeRawBufferPointer, _ i: Int, _ end: Int) -> (Int, Bool)? {
+        var j = i
+        while j + 1 < end && !(b[j] == 13 && b[j + 1] == 10) { j += 1 }
+        guard j + 1 < end else { return nil }
+        let kind = b[i]
+        if kind != UInt8(ascii: "$") { return (j + 2, kind != UInt8(ascii: "-")) }
+        var n = 0, neg = false
+        for k in (i + 1)..<j { if b[k] == UInt8(ascii: "-") { neg = true } else { n = n * 10 + Int(b[k] - 48) } }
+        if neg { return (j + 2, true) }  // nil bulk string
+        let after = j + 2 + n + 2
+        return after <= end ? (after, true) : nil
     }
 
     /// A Response frame (`Frame.response`, field 2) whose Response has no Status (field 2) set.

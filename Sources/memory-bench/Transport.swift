@@ -80,12 +80,16 @@ struct Transport: ParsableCommand {
                         all.append(r)
                         printRow(r)
                         log.write(r.json.merging(["rep": .number(Double(rep))]) { a, _ in a })
+                        let g = try measureRedisSameClient(socket: redisSocket, method: method, shape: shape)
+                        all.append(g)
+                        printRow(g)
+                        log.write(g.json.merging(["rep": .number(Double(rep))]) { a, _ in a })
                     }
                 }
             }
         }
         // Summary: the median over repetitions of each figure, and memoryd / Redis.
-        print("\nsummary (median of \(reps) reps; ratio = memoryd / redis; targets: p50 at 1x1 <= redis, calls/s at 50x1 and 1x16 >= redis)")
+        print("\nsummary (median of \(reps) reps; redis = redis-benchmark, redis-mb = Redis through memory-bench's load generator; targets: p50 at 1x1 <= redis, calls/s at 50x1 and 1x16 >= redis)")
         for method in methodList {
             for shape in shapeList {
                 let m = median(all.filter { $0.system == "memoryd" && $0.method == method && $0.shape == shape.label })
@@ -95,10 +99,18 @@ struct Transport: ParsableCommand {
                 let r = median(all.filter { $0.system == "redis" && $0.method == method && $0.shape == shape.label })
                 printRow(r)
                 log.write(r.json.merging(["summary": .bool(true)]) { a, _ in a })
-                let verdict = shape.label == "1x1"
-                    ? "p50 \(fmt(m.p50 / r.p50, 2))x redis -> \(m.p50 <= r.p50 ? "MET" : "MISSED")"
-                    : "calls/s \(fmt(m.callsPerSecond / r.callsPerSecond, 2))x redis -> \(m.callsPerSecond >= r.callsPerSecond ? "MET" : "MISSED")"
-                print("       \(pad(shape.label, 5))   ratio: \(verdict)")
+                let g = median(all.filter { $0.system == "redis-mb" && $0.method == method && $0.shape == shape.label })
+                printRow(g)
+                log.write(g.json.merging(["summary": .bool(true)]) { a, _ in a })
+                for (other, name) in [(r, "redis-benchmark"), (g, "redis via memory-bench's client")] {
+                    let verdict = shape.label == "1x1"
+                        ? "p50 \(fmt(m.p50 / other.p50, 2))x -> \(m.p50 <= other.p50 ? "MET" : "MISSED")"
+                        : "calls/s \(fmt(m.callsPerSecond / other.callsPerSecond, 2))x -> \(m.callsPerSecond >= other.callsPerSecond ? "MET" : "MISSED")"
+                    print("       \(pad(shape.label, 5))   memoryd vs \(name): \(verdict)")
+                    log.write(["kind": .string("transport_ratio"), "method": .string(method), "shape": .string(shape.label),
+                               "against": .string(name), "p50_ratio": .number(m.p50 / other.p50),
+                               "calls_ratio": .number(m.callsPerSecond / other.callsPerSecond)])
+                }
             }
         }
         if all.contains(where: { $0.system == "memoryd" && $0.errors > 0 }) {
@@ -130,6 +142,16 @@ struct Transport: ParsableCommand {
         _ = gen.run(calls: min(shape.calls / 10, 5000), record: false)
         let r = gen.run(calls: shape.calls)
         return TransportFigure(system: "memoryd", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
+                               p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
+    }
+
+    /// Redis measured by memory-bench's own load generator (RESP PING / GET), exactly as memoryd is.
+    func measureRedisSameClient(socket: String, method: String, shape: LoadShape) throws -> TransportFigure {
+        let command = method == "ping" ? ["PING"] : ["GET", "key:__rand_int__"]
+        let gen = try LoadGenerator(redisSocketPath: socket, command: command, connections: shape.connections, depth: shape.depth)
+        _ = gen.run(calls: min(shape.calls / 10, 5000), record: false)
+        let r = gen.run(calls: shape.calls)
+        return TransportFigure(system: "redis-mb", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
                                p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
     }
 
