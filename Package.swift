@@ -24,6 +24,8 @@ let package = Package(
         .target(name: "CMemoryProto", cSettings: [.unsafeFlags(["-w"])], linkerSettings: [.linkedLibrary("protobuf-c")]),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .systemLibrary(name: "CSQLite3"),
+        // The embedding index's SIMD inner loops (C vector extensions; plain -O2, no -march).
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CSystemd"),
         .systemLibrary(name: "CCrypto"),
 
@@ -32,7 +34,7 @@ let package = Package(
         // protobuf-c <-> MemoryCore conversion; the only module touching generated structs.
         .target(name: "MemoryWire", dependencies: ["MemoryCore", "CMemoryProto"]),
         // Backends behind MemoryCore.StoreBackend.
-        .target(name: "MemorySQLite", dependencies: ["MemoryCore", "CSQLite3", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "MemorySQLite", dependencies: ["MemoryCore", "CSQLite3", "CKernels", .product(name: "Logging", package: "swift-log")]),
         .target(name: "MemoryFirestore", dependencies: ["MemoryCore", "CCurl", "CCrypto", .product(name: "Logging", package: "swift-log")]),
         // The daemon: libuv loop, connections, worker pool, systemd integration.
         .target(name: "MemoryServer", dependencies: [
@@ -50,8 +52,9 @@ let package = Package(
             "MemoryClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "memory-bench", dependencies: [
-            "MemoryClient", "MemorySQLite",
+            "MemoryClient", "MemoryCore", "MemoryWire", "MemorySQLite",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Load generator for reliability tests (scripts/load-test, LoadTests).

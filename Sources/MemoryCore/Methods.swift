@@ -25,6 +25,29 @@ public enum MemoryMethod: String, Sendable, CaseIterable {
         guard let m = Self.byPath[path] else { return nil }
         self = m
     }
+
+    private static let servicePrefixBytes = Array(servicePrefix.utf8)
+    private static let nameBytes: [(name: [UInt8], method: MemoryMethod)] = allCases.map { (Array($0.rawValue.utf8), $0) }
+
+    /// The method whose path these UTF-8 bytes are, without building a String (the server's hot path).
+    public init?(pathBytes p: UnsafeRawBufferPointer) {
+        let prefix = Self.servicePrefixBytes
+        guard p.count > prefix.count else { return nil }
+        for i in 0..<prefix.count where p[i] != prefix[i] { return nil }
+        let rest = p.count - prefix.count
+        for (name, method) in Self.nameBytes where name.count == rest {
+            var same = true
+            for j in 0..<rest where name[j] != p[prefix.count + j] {
+                same = false
+                break
+            }
+            if same {
+                self = method
+                return
+            }
+        }
+        return nil
+    }
 }
 
 /// A decoded request of any method, with the wire's fields (before validation and defaults).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import CKernels
 import MemoryCore
 
 /// What the search index needs to know of one stored embedding.
@@ -230,7 +231,7 @@ extension UserVectors {
     private func scan(_ range: Range<Int>, _ query: [Float], measure: DistanceMeasure, personaCode: Int32,
                       sessionCode: Int32, now: Int64, inverseQueryNorm: Float, into heap: inout TopK) {
         let rowBytes = stride * MemoryLayout<Float>.stride
-        let eights = stride / 8, sixteens = stride / 16
+        let sixteens = stride / 16
         matrix.withUnsafeBytes { m in
         query.withUnsafeBytes { q in
         inverseNorms.withUnsafeBufferPointer { inv in
@@ -252,8 +253,12 @@ extension UserVectors {
                 let k0 = keep(row), k1 = keep(row &+ 1), k2 = keep(row &+ 2), k3 = keep(row &+ 3)
                 if k0 || k1 || k2 || k3 {
                     let base = mp + row &* rowBytes
-                    let s = euclidean ? Kernels.squaredDistance4(base, rowBytes, qp, eights: eights)
-                                      : Kernels.dot4(base, rowBytes, qp, eights: eights)
+                    var s = SIMD4<Float>()
+                    withUnsafeMutableBytes(of: &s) { out in
+                        let o = out.baseAddress!.assumingMemoryBound(to: Float.self)
+                        let r = base.assumingMemoryBound(to: Float.self), qf = qp.assumingMemoryBound(to: Float.self)
+                        if euclidean { mk_squared_distance4(r, stride, qf, stride, o) } else { mk_dot4(r, stride, qf, stride, o) }
+                    }
                     if k0 { offer(s[0], row) }
                     if k1 { offer(s[1], row &+ 1) }
                     if k2 { offer(s[2], row &+ 2) }
@@ -278,49 +283,9 @@ private struct PartHeaps: @unchecked Sendable {
     let base: UnsafeMutablePointer<TopK>
 }
 
-/// The inner loops. Rows are multiples of 16 floats; four independent accumulators hide the add latency
-/// so the loop runs at memory speed.
+/// The single-row inner loops (the four-row ones are `mk_dot4` / `mk_squared_distance4` in CKernels). Rows
+/// are multiples of 16 floats; four independent accumulators hide the add latency.
 enum Kernels {
-    /// Dot products of four consecutive rows with the query.
-    @inline(__always)
-    static func dot4(_ rows: UnsafeRawPointer, _ rowBytes: Int, _ q: UnsafeRawPointer, eights: Int) -> SIMD4<Float> {
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-        let r1 = rows + rowBytes, r2 = rows + 2 &* rowBytes, r3 = rows + 3 &* rowBytes
-        var i = 0
-        while i < eights {
-            let o = i &* 32
-            let x = q.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            a0 += rows.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
-            a1 += r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
-            a2 += r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
-            a3 += r3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) * x
-            i &+= 1
-        }
-        return SIMD4(a0.sum(), a1.sum(), a2.sum(), a3.sum())
-    }
-
-    /// Squared distances of four consecutive rows to the query.
-    @inline(__always)
-    static func squaredDistance4(_ rows: UnsafeRawPointer, _ rowBytes: Int, _ q: UnsafeRawPointer, eights: Int) -> SIMD4<Float> {
-        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-        let r1 = rows + rowBytes, r2 = rows + 2 &* rowBytes, r3 = rows + 3 &* rowBytes
-        var i = 0
-        while i < eights {
-            let o = i &* 32
-            let x = q.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-            let d0 = rows.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
-            let d1 = r1.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
-            let d2 = r2.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
-            let d3 = r3.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - x
-            a0 += d0 * d0
-            a1 += d1 * d1
-            a2 += d2 * d2
-            a3 += d3 * d3
-            i &+= 1
-        }
-        return SIMD4(a0.sum(), a1.sum(), a2.sum(), a3.sum())
-    }
-
     @inline(__always)
     static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, chunks: Int) -> Float {
         @inline(__always) func product(_ o: Int) -> SIMD16<Float> {

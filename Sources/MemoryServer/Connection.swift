@@ -167,6 +167,19 @@ final class Connection {
         server.markDirty(self)
     }
 
+    /// Packs an OK Response straight into the output buffer (the loop thread's Ping: no allocation).
+    func appendResponse(id: UInt64, payload: UnsafeRawBufferPointer) {
+        guard !closing else { return }
+        if output.count + writing + payload.count + 32 > server.config.maxOutputBytes {
+            logger.warning("client is not reading its responses; disconnecting",
+                           metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
+            close()
+            return
+        }
+        FrameCodec.appendResponse(id: id, payload: payload, to: &output)
+        server.markDirty(self)
+    }
+
     /// Writes what is queued: first synchronously (`uv_try_write`), then the rest through `uv_write`.
     func flush() {
         guard !closing, writing == 0, !output.isEmpty else {

@@ -39,11 +39,17 @@ public final class Server: @unchecked Sendable {
     private var connections: [UInt64: Connection] = [:]
     private var nextConnectionID: UInt64 = 1
     private var dirty: [Connection] = []
+    private var spareDirty: [Connection] = []
     let readBufferSize = 64 * 1024
     let readBuffer: UnsafeMutablePointer<CChar>
 
     private let workQueue: WorkQueue<Call>
     private let completions = Mutex<[Completion]>([])
+    /// The loop thread's other completion buffer: swapped with `completions` so neither reallocates.
+    private var spareCompletions: [Completion] = []
+    /// Decodes requests on the loop thread without building Swift values (see `FrameDecoder`).
+    private let decoder = FrameDecoder()
+    private let versionCString = UnsafePointer(strdup(Server.version)!)
     private var workerThreads: [pthread_t] = []
     private var deadlines = DeadlineHeap()
     private var deadlineArmedFor = UInt64.max
@@ -241,6 +247,13 @@ public final class Server: @unchecked Sendable {
     // MARK: - Frames
 
     func handleFrame(_ body: UnsafeRawBufferPointer, on conn: Connection) {
+        // Requests, the hot path: decoded in place.
+        do throws(FrameCodec.DecodeError) {
+            if try decoder.withRequest(body, { r in handleRequest(r, on: conn) }) != nil { return }
+        } catch {
+            conn.protocolViolation(.invalidArgument, "\(error)")
+            return
+        }
         let frame: Frame
         do {
             frame = try FrameCodec.decode(body)
@@ -249,7 +262,7 @@ public final class Server: @unchecked Sendable {
             return
         }
         switch frame {
-        case .request(let r): handleRequest(r, on: conn)
+        case .request: break  // handled above
         case .cancel(let id): handleCancel(id, on: conn)
         case .response: conn.protocolViolation(.invalidArgument, "a client may not send Response frames")
         case .goAway:
@@ -264,7 +277,7 @@ public final class Server: @unchecked Sendable {
         conn.append(FrameCodec.encodeResponse(id: id, error: error, payload: []))
     }
 
-    private func handleRequest(_ r: RequestFrame, on conn: Connection) {
+    private func handleRequest(_ r: FrameDecoder.RequestView, on conn: Connection) {
         guard r.id != 0 else {
             conn.protocolViolation(.invalidArgument, "request id 0 is not allowed")
             return
@@ -275,14 +288,16 @@ public final class Server: @unchecked Sendable {
         }
         if r.id > conn.lastRequestID { conn.lastRequestID = r.id }
         stats.callsTotal.add(1, ordering: .relaxed)
-        guard let method = MemoryMethod(path: r.method) else {
-            respond(conn, r.id, .call(.unimplemented, "unknown method \(Validation.show(r.method, max: 128))"))
+        guard let method = MemoryMethod(pathBytes: r.method) else {
+            let path = String(decoding: r.method, as: UTF8.self)
+            respond(conn, r.id, .call(.unimplemented, "unknown method \(Validation.show(path, max: 128))"))
             return
         }
         if method == .ping {
-            // Answered on the loop thread: no queue hop for the cheapest call. Its payload is an empty
-            // message, but bytes that are not a PingRequest still get the SPEC's ValidationError.
-            if !r.payload.isEmpty {
+            // Answered on the loop thread: no queue hop, and packed straight into the connection's output.
+            // Its payload is an empty message, but bytes that are not a PingRequest still get the SPEC's
+            // ValidationError.
+            if r.payload.count > 0 {
                 do throws(MemoryError) {
                     _ = try PayloadCodec.decodeRequest(.ping, r.payload)
                 } catch {
@@ -290,12 +305,13 @@ public final class Server: @unchecked Sendable {
                     return
                 }
             }
-            let payload = PayloadCodec.encodeResponse(.ping(serverVersion: Self.version, uptimeMs: (monotonicNanos() - startedAt) / 1_000_000))
-            conn.append(FrameCodec.encodeResponse(id: r.id, error: nil, payload: payload))
+            PayloadCodec.withPingResponse(versionCString: versionCString, uptimeMs: (monotonicNanos() - startedAt) / 1_000_000) { payload in
+                conn.appendResponse(id: r.id, payload: payload)
+            }
             return
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
-        let call = Call(connectionID: conn.id, requestID: r.id, method: method, payload: r.payload, timeoutMs: timeout)
+        let call = Call(connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)
         guard workQueue.tryPush(call) else {
             respond(conn, r.id, .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
             return
@@ -352,10 +368,12 @@ public final class Server: @unchecked Sendable {
 
     /// Loop thread: deliver finished calls to their connections (unless they timed out or went away).
     private func drainCompletions() {
-        let batch = completions.withLock { q -> [Completion] in
-            let b = q
-            q.removeAll(keepingCapacity: true)
-            return b
+        var batch = spareCompletions
+        spareCompletions = []
+        completions.withLock { swap(&$0, &batch) }
+        defer {
+            batch.removeAll(keepingCapacity: batch.capacity <= 4096)
+            spareCompletions = batch
         }
         for c in batch {
             guard let conn = connections[c.call.connectionID], conn.inFlight[c.call.requestID] === c.call else { continue }
@@ -378,12 +396,15 @@ public final class Server: @unchecked Sendable {
     /// One write per connection per loop iteration, however many responses it got.
     func flushDirty() {
         while !dirty.isEmpty {
-            let batch = dirty
-            dirty.removeAll(keepingCapacity: true)
+            // Swap with the spare list rather than copy: neither buffer is reallocated.
+            var batch = spareDirty
+            swap(&batch, &dirty)
             for conn in batch {
                 conn.isDirty = false
                 conn.flush()
             }
+            batch.removeAll(keepingCapacity: batch.capacity <= 4096)
+            spareDirty = batch
         }
     }
 

@@ -32,10 +32,14 @@ final class WorkQueue<Element>: @unchecked Sendable {  // all state is guarded b
     /// False when the queue is full or closed.
     func tryPush(_ e: Element) -> Bool {
         pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        guard !closed, count < capacity else { return false }
+        guard !closed, count < capacity else {
+            pthread_mutex_unlock(mutex)
+            return false
+        }
         ring[(head + count) % capacity] = e
         count += 1
+        pthread_mutex_unlock(mutex)
+        // Signalled after unlocking, so the woken worker does not block on the mutex we still hold.
         pthread_cond_signal(notEmpty)
         return true
     }

@@ -8,7 +8,15 @@ import Glibc
 /// Owns the C memory that protobuf-c structs point at while a message is built and packed.
 /// Everything is freed at once when the arena goes away, after packing.
 final class Arena {
+    /// Separately allocated blocks (large values and the chunks), freed in deinit.
     private var blocks: [UnsafeMutableRawPointer] = []
+    /// Small values are bump-allocated from zeroed chunks: one malloc for most messages instead of one per
+    /// field.
+    private var chunk: UnsafeMutableRawPointer?
+    private var chunkUsed = 0
+    private var chunkSize = 0
+    private static let chunkBytes = 8192
+    private static let largeBytes = 1024
 
     init() {}
 
@@ -16,19 +24,43 @@ final class Arena {
         for b in blocks { free(b) }
     }
 
+    /// `bytes` zeroed bytes, 16-aligned.
+    private func raw(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let n = max(bytes, 1)
+        if n > Self.largeBytes {
+            let p = calloc(n, 1)!
+            blocks.append(p)
+            return p
+        }
+        let aligned = (chunkUsed + 15) & ~15
+        if chunk == nil || aligned + n > chunkSize {
+            let c = calloc(Self.chunkBytes, 1)!
+            blocks.append(c)
+            chunk = c
+            chunkSize = Self.chunkBytes
+            chunkUsed = n
+            return c
+        }
+        chunkUsed = aligned + n
+        return chunk! + aligned
+    }
+
     /// A zeroed C array of `count` values.
     func alloc<T>(_ type: T.Type, count: Int = 1) -> UnsafeMutablePointer<T> {
-        let raw = calloc(max(count, 1), MemoryLayout<T>.stride)!
-        blocks.append(raw)
-        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+        precondition(MemoryLayout<T>.alignment <= 16)
+        let p = raw(max(count, 1) * MemoryLayout<T>.stride)
+        return p.bindMemory(to: T.self, capacity: max(count, 1))
     }
 
     /// A NUL-terminated copy of `s`; nil for the empty string (protobuf-c skips NULL strings).
     func string(_ s: String) -> UnsafeMutablePointer<CChar>? {
         if s.isEmpty { return nil }
-        let p = strdup(s)!
-        blocks.append(UnsafeMutableRawPointer(p))
-        return p
+        var s = s
+        return s.withUTF8 { u in
+            let p = raw(u.count + 1)  // zeroed: the NUL is there already
+            p.copyMemory(from: u.baseAddress!, byteCount: u.count)
+            return p.bindMemory(to: CChar.self, capacity: u.count + 1)
+        }
     }
 
     func bytes(_ b: [UInt8]) -> ProtobufCBinaryData {

@@ -112,14 +112,14 @@ public enum FrameCodec {
 
     /// Encodes a Response frame; `payload` goes in as is (the hot path of the server).
     public static func encodeResponse(id: UInt64, error: MemoryError?, payload: UnsafeRawBufferPointer) -> [UInt8] {
-        let arena = Arena()
+        let arena: Arena? = error == nil ? nil : Arena()  // only a Status needs one
         var f = Orchestra__Rpc__V1__Frame()
         orchestra__rpc__v1__frame__init(&f)
         var r = Orchestra__Rpc__V1__Response()
         orchestra__rpc__v1__response__init(&r)
         r.id = id
         if let error {
-            r.status = arena.status(error)
+            r.status = arena!.status(error)
         } else if payload.count > 0 {
             r.payload = ProtobufCBinaryData(len: payload.count,
                                             data: UnsafeMutablePointer(mutating: payload.baseAddress!.assumingMemoryBound(to: UInt8.self)))
@@ -127,7 +127,7 @@ public enum FrameCodec {
         return withUnsafeMutablePointer(to: &r) { rp in
             f.kind_case = ORCHESTRA__RPC__V1__FRAME__KIND_RESPONSE
             f.response = rp
-            return withUnsafeMutablePointer(to: &f) { packFrame($0) }
+            return withUnsafeMutablePointer(to: &f) { fp in withExtendedLifetime(arena) { packFrame(fp) } }
         }
     }
 
