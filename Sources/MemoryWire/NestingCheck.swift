@@ -8,30 +8,45 @@ public enum NestingCheck {
         var stack: [(start: Int, end: Int, depth: Int)] = [(0, bytes.count, 1)]
         while let (start, end, depth) = stack.popLast() {
             if depth > limit { return false }
-            var i = start
-            fields: while i < end {
-                guard let (tag, afterTag) = varint(bytes, i, end), tag >> 3 != 0 else { break }
-                i = afterTag
-                switch tag & 7 {
-                case 0:
-                    guard let (_, next) = varint(bytes, i, end) else { break fields }
-                    i = next
-                case 1: i += 8
-                case 5: i += 4
-                case 2:
-                    guard let (len, next) = varint(bytes, i, end), len <= UInt64(end - next) else { break fields }
-                    let subEnd = next + Int(len)
-                    if len >= 2 { stack.append((next, subEnd, depth + 1)) }
-                    i = subEnd
-                default: break fields
-                }
+            WireScan.lengthDelimitedFields(bytes, start, end) { _, sub in
+                if sub.count >= 2 { stack.append((sub.lowerBound, sub.upperBound, depth + 1)) }
+                return true
             }
         }
         return true
     }
+}
+
+/// A schema-free walk over one message's fields in the protobuf wire format, shared by the checks that run
+/// before protobuf-c sees untrusted bytes.
+enum WireScan {
+    /// Calls `body` with the field number and byte range of each length-delimited field of the message in
+    /// `start..<end`, skipping the others, until the bytes run out, stop making sense, or `body` returns false.
+    @inline(__always)
+    static func lengthDelimitedFields(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int,
+                                      _ body: (UInt64, Range<Int>) -> Bool) {
+        var i = start
+        while i < end {
+            guard let (tag, afterTag) = varint(b, i, end), tag >> 3 != 0 else { return }
+            i = afterTag
+            switch tag & 7 {
+            case 0:
+                guard let (_, next) = varint(b, i, end) else { return }
+                i = next
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let (len, next) = varint(b, i, end), len <= UInt64(end - next) else { return }
+                let subEnd = next + Int(len)
+                if !body(tag >> 3, next..<subEnd) { return }
+                i = subEnd
+            default: return
+            }
+        }
+    }
 
     @inline(__always)
-    private static func varint(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (UInt64, Int)? {
+    static func varint(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (UInt64, Int)? {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         var i = start

@@ -11,51 +11,28 @@ enum StringFieldCheck {
                                    _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> String? {
         var stack: [(start: Int, end: Int, descriptor: UnsafePointer<ProtobufCMessageDescriptor>, path: String)] =
             [(0, bytes.count, descriptor, "")]
-        while let (start, end, desc, path) = stack.popLast() {
-            var i = start
-            fields: while i < end {
-                guard let (tag, afterTag) = varint(bytes, i, end) else { break }
-                i = afterTag
-                switch tag & 7 {
-                case 0:
-                    guard let (_, next) = varint(bytes, i, end) else { break fields }
-                    i = next
-                case 1: i += 8
-                case 5: i += 4
-                case 2:
-                    guard let (len, next) = varint(bytes, i, end), len <= UInt64(end - next) else { break fields }
-                    let subEnd = next + Int(len)
-                    if tag >> 3 <= UInt64(UInt32.max), let field = protobuf_c_message_descriptor_get_field(desc, UInt32(tag >> 3)) {
-                        let name = path.isEmpty ? String(cString: field.pointee.name) : path + "." + String(cString: field.pointee.name)
-                        switch field.pointee.type {
-                        case PROTOBUF_C_TYPE_STRING:
-                            if UnsafeRawBufferPointer(rebasing: bytes[next..<subEnd]).contains(0) { return name }
-                        case PROTOBUF_C_TYPE_MESSAGE:
-                            if let sub = field.pointee.descriptor {
-                                stack.append((next, subEnd, sub.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), name))
-                            }
-                        default: break
-                        }
-                    }
-                    i = subEnd
-                default: break fields
+        var found: String?
+        while found == nil, let (start, end, desc, path) = stack.popLast() {
+            WireScan.lengthDelimitedFields(bytes, start, end) { number, sub in
+                guard number <= UInt64(UInt32.max), let field = protobuf_c_message_descriptor_get_field(desc, UInt32(number)) else {
+                    return true
                 }
+                let name = path.isEmpty ? String(cString: field.pointee.name) : path + "." + String(cString: field.pointee.name)
+                switch field.pointee.type {
+                case PROTOBUF_C_TYPE_STRING:
+                    if UnsafeRawBufferPointer(rebasing: bytes[sub]).contains(0) {
+                        found = name
+                        return false
+                    }
+                case PROTOBUF_C_TYPE_MESSAGE:
+                    if let d = field.pointee.descriptor {
+                        stack.append((sub.lowerBound, sub.upperBound, d.assumingMemoryBound(to: ProtobufCMessageDescriptor.self), name))
+                    }
+                default: break
+                }
+                return true
             }
         }
-        return nil
-    }
-
-    private static func varint(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int) -> (UInt64, Int)? {
-        var v: UInt64 = 0
-        var shift: UInt64 = 0
-        var i = start
-        while i < end && shift < 64 {
-            let byte = b[i]
-            v |= UInt64(byte & 0x7f) << shift
-            i += 1
-            if byte & 0x80 == 0 { return (v, i) }
-            shift += 7
-        }
-        return nil
+        return found
     }
 }
