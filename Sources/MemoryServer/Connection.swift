@@ -152,13 +152,7 @@ final class Connection {
 
     /// Queues an encoded frame. A peer that lets its unread output pass the limit is disconnected.
     func append(_ frame: [UInt8]) {
-        guard !closing else { return }
-        if output.count + writing + frame.count > server.config.maxOutputBytes {
-            logger.warning("client is not reading its responses; disconnecting",
-                           metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
-            close()
-            return
-        }
+        guard hasRoom(for: frame.count) else { return }
         if output.isEmpty && writing == 0 {
             output = frame
         } else {
@@ -167,15 +161,22 @@ final class Connection {
         server.markDirty(self)
     }
 
-    /// Packs an OK Response straight into the output buffer (the loop thread's Ping: no allocation).
-    func appendResponse(id: UInt64, payload: UnsafeRawBufferPointer) {
-        guard !closing else { return }
-        if output.count + writing + payload.count + 32 > server.config.maxOutputBytes {
+    /// False when the connection is closing, or when `bytes` more would pass `max_output_bytes`: then the
+    /// peer is not reading its responses and is disconnected.
+    private func hasRoom(for bytes: Int) -> Bool {
+        guard !closing else { return false }
+        guard output.count + writing + bytes <= server.config.maxOutputBytes else {
             logger.warning("client is not reading its responses; disconnecting",
                            metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
             close()
-            return
+            return false
         }
+        return true
+    }
+
+    /// Packs an OK Response straight into the output buffer (the loop thread's Ping: no allocation).
+    func appendResponse(id: UInt64, payload: UnsafeRawBufferPointer) {
+        guard hasRoom(for: payload.count + 32) else { return }
         FrameCodec.appendResponse(id: id, payload: payload, to: &output)
         server.markDirty(self)
     }
