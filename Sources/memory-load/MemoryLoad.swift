@@ -27,6 +27,8 @@ struct MemoryLoad: ParsableCommand {
     @Option(help: "Size of the item the non-reading client asks for (bytes of text).") var nonReaderItemBytes = 256 * 1024
     @Option(help: "Also sample this pid's VmRSS every --rss-interval seconds (soak).") var rssPid: Int32?
     @Option(help: "RSS sampling interval (s).") var rssInterval: Double = 10
+    @Option(help: "Adds upsert ids from a fixed set of this many per connection, so the stored data stops growing (0 = every add is new; a soak that looks for leaks wants a bound).")
+    var boundedIds = 0
 
     func run() throws {
         let shared = Shared()
@@ -115,9 +117,10 @@ struct MemoryLoad: ParsableCommand {
         let user = "load-u\(conn % 50)"
         switch n % 10 {
         case 0, 1, 2:
-            return .addMemoryItem(item: MemoryItem(userID: user, sessionID: "s\(thread)", textContent: "load \(thread)/\(conn)/\(n)",
+            let id = boundedIds > 0 ? "load-\(conn)-\(n % boundedIds)" : ""
+            return .addMemoryItem(item: MemoryItem(id: id, userID: user, sessionID: "s\(thread)", textContent: "load \(thread)/\(conn)/\(n)",
                                                    embedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) }),
-                                  upsert: false, rejectDuplicateContent: false)
+                                  upsert: boundedIds > 0, rejectDuplicateContent: false)
         case 3, 4: return .getMemoryItem(id: "mem_missing_\(n)")
         case 5, 6: return .getConversationHistory(HistoryRequest(userID: user, limit: 10))
         case 7: return .semanticSearch(SearchRequest(userID: user, queryEmbedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) }, topK: 5))
