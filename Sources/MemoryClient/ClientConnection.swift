@@ -23,28 +23,13 @@ public final class ClientConnection {
     /// Connects to the daemon's socket. Throws `UNAVAILABLE` (ERROR_TYPE_UNSPECIFIED) when nothing listens.
     public init(socketPath: String) throws(MemoryError) {
         self.socketPath = socketPath
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .call(.unavailable, "socket(): \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(socketPath.utf8)
-        guard pathBytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            Glibc.close(fd)
-            throw .call(.unavailable, "socket path \(socketPath) is too long")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if rc != 0 {
-            let e = errno
-            Glibc.close(fd)
+        switch UnixSocket.connect(socketPath) {
+        case .success(let connected):
+            fd = connected
+        case .failure(let e):
             // EACCES: the socket's (or its directory's) permissions keep this user out.
-            throw .call(e == EACCES ? .permissionDenied : .unavailable,
-                        "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e)))")
+            throw .call(e.errno == EACCES ? .permissionDenied : .unavailable,
+                        "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e.errno)))")
         }
     }
 

@@ -78,23 +78,10 @@ final class LoadGenerator {
     }
 
     static func connectUnix(_ path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let b = Array(path.utf8)
-            raw.copyBytes(from: b)
-            raw[b.count] = 0
+        switch UnixSocket.connect(path) {
+        case .success(let fd): return fd
+        case .failure(let e): throw BenchError("\(e)")
         }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard fd >= 0, rc == 0 else {
-            let e = errno
-            close(fd)
-            throw BenchError("connect \(path): \(String(cString: strerror(e)))")
-        }
-        return fd
     }
 
     private func send(_ c: Conn) {

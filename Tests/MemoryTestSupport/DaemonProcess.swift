@@ -169,16 +169,7 @@ public final class DaemonProcess {
         if notifyFD >= 0 { return }
         unlink(notifyPath)
         notifyFD = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            let b = Array(notifyPath.utf8)
-            raw.copyBytes(from: b)
-            raw[b.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(notifyFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = UnixSocket.withAddress(notifyPath) { bind(notifyFD, $0, $1) }
         guard rc == 0 else { throw DaemonError("bind \(notifyPath): \(String(cString: strerror(errno)))") }
     }
 
