@@ -1267,6 +1267,186 @@ void   orchestra__memory__v1__health_check_response__free_unpacked
   assert(message->base.descriptor == &orchestra__memory__v1__health_check_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   orchestra__memory__v1__list_memory_items_request__init
+                     (Orchestra__Memory__V1__ListMemoryItemsRequest         *message)
+{
+  static const Orchestra__Memory__V1__ListMemoryItemsRequest init_value = ORCHESTRA__MEMORY__V1__LIST_MEMORY_ITEMS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t orchestra__memory__v1__list_memory_items_request__get_packed_size
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest *message)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t orchestra__memory__v1__list_memory_items_request__pack
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t orchestra__memory__v1__list_memory_items_request__pack_to_buffer
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Orchestra__Memory__V1__ListMemoryItemsRequest *
+       orchestra__memory__v1__list_memory_items_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Orchestra__Memory__V1__ListMemoryItemsRequest *)
+     protobuf_c_message_unpack (&orchestra__memory__v1__list_memory_items_request__descriptor,
+                                allocator, len, data);
+}
+void   orchestra__memory__v1__list_memory_items_request__free_unpacked
+                     (Orchestra__Memory__V1__ListMemoryItemsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   orchestra__memory__v1__list_memory_items_response__init
+                     (Orchestra__Memory__V1__ListMemoryItemsResponse         *message)
+{
+  static const Orchestra__Memory__V1__ListMemoryItemsResponse init_value = ORCHESTRA__MEMORY__V1__LIST_MEMORY_ITEMS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t orchestra__memory__v1__list_memory_items_response__get_packed_size
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse *message)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t orchestra__memory__v1__list_memory_items_response__pack
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t orchestra__memory__v1__list_memory_items_response__pack_to_buffer
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Orchestra__Memory__V1__ListMemoryItemsResponse *
+       orchestra__memory__v1__list_memory_items_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Orchestra__Memory__V1__ListMemoryItemsResponse *)
+     protobuf_c_message_unpack (&orchestra__memory__v1__list_memory_items_response__descriptor,
+                                allocator, len, data);
+}
+void   orchestra__memory__v1__list_memory_items_response__free_unpacked
+                     (Orchestra__Memory__V1__ListMemoryItemsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &orchestra__memory__v1__list_memory_items_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   orchestra__memory__v1__get_metrics_request__init
+                     (Orchestra__Memory__V1__GetMetricsRequest         *message)
+{
+  static const Orchestra__Memory__V1__GetMetricsRequest init_value = ORCHESTRA__MEMORY__V1__GET_METRICS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t orchestra__memory__v1__get_metrics_request__get_packed_size
+                     (const Orchestra__Memory__V1__GetMetricsRequest *message)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t orchestra__memory__v1__get_metrics_request__pack
+                     (const Orchestra__Memory__V1__GetMetricsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t orchestra__memory__v1__get_metrics_request__pack_to_buffer
+                     (const Orchestra__Memory__V1__GetMetricsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Orchestra__Memory__V1__GetMetricsRequest *
+       orchestra__memory__v1__get_metrics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Orchestra__Memory__V1__GetMetricsRequest *)
+     protobuf_c_message_unpack (&orchestra__memory__v1__get_metrics_request__descriptor,
+                                allocator, len, data);
+}
+void   orchestra__memory__v1__get_metrics_request__free_unpacked
+                     (Orchestra__Memory__V1__GetMetricsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   orchestra__memory__v1__get_metrics_response__init
+                     (Orchestra__Memory__V1__GetMetricsResponse         *message)
+{
+  static const Orchestra__Memory__V1__GetMetricsResponse init_value = ORCHESTRA__MEMORY__V1__GET_METRICS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t orchestra__memory__v1__get_metrics_response__get_packed_size
+                     (const Orchestra__Memory__V1__GetMetricsResponse *message)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t orchestra__memory__v1__get_metrics_response__pack
+                     (const Orchestra__Memory__V1__GetMetricsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t orchestra__memory__v1__get_metrics_response__pack_to_buffer
+                     (const Orchestra__Memory__V1__GetMetricsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Orchestra__Memory__V1__GetMetricsResponse *
+       orchestra__memory__v1__get_metrics_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Orchestra__Memory__V1__GetMetricsResponse *)
+     protobuf_c_message_unpack (&orchestra__memory__v1__get_metrics_response__descriptor,
+                                allocator, len, data);
+}
+void   orchestra__memory__v1__get_metrics_response__free_unpacked
+                     (Orchestra__Memory__V1__GetMetricsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &orchestra__memory__v1__get_metrics_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 #define orchestra__memory__v1__ping_request__field_descriptors NULL
 #define orchestra__memory__v1__ping_request__field_indices_by_name NULL
 #define orchestra__memory__v1__ping_request__number_ranges NULL
@@ -1710,7 +1890,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__delete_memory_item_respo
   (ProtobufCMessageInit) orchestra__memory__v1__delete_memory_item_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor orchestra__memory__v1__get_conversation_history_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor orchestra__memory__v1__get_conversation_history_request__field_descriptors[7] =
 {
   {
     "user_id",
@@ -1784,8 +1964,21 @@ static const ProtobufCFieldDescriptor orchestra__memory__v1__get_conversation_hi
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "exclude_embeddings",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__GetConversationHistoryRequest, exclude_embeddings),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned orchestra__memory__v1__get_conversation_history_request__field_indices_by_name[] = {
+  6,   /* field[6] = exclude_embeddings */
   4,   /* field[4] = filters */
   3,   /* field[3] = item_type */
   2,   /* field[2] = limit */
@@ -1796,7 +1989,7 @@ static const unsigned orchestra__memory__v1__get_conversation_history_request__f
 static const ProtobufCIntRange orchestra__memory__v1__get_conversation_history_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor orchestra__memory__v1__get_conversation_history_request__descriptor =
 {
@@ -1806,7 +1999,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__get_conversation_history
   "Orchestra__Memory__V1__GetConversationHistoryRequest",
   "orchestra.memory.v1",
   sizeof(Orchestra__Memory__V1__GetConversationHistoryRequest),
-  6,
+  7,
   orchestra__memory__v1__get_conversation_history_request__field_descriptors,
   orchestra__memory__v1__get_conversation_history_request__field_indices_by_name,
   1,  orchestra__memory__v1__get_conversation_history_request__number_ranges,
@@ -1864,7 +2057,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__get_conversation_history
   (ProtobufCMessageInit) orchestra__memory__v1__get_conversation_history_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor orchestra__memory__v1__semantic_search_request__field_descriptors[7] =
+static const ProtobufCFieldDescriptor orchestra__memory__v1__semantic_search_request__field_descriptors[8] =
 {
   {
     "user_id",
@@ -1950,8 +2143,21 @@ static const ProtobufCFieldDescriptor orchestra__memory__v1__semantic_search_req
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "exclude_embeddings",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__SemanticSearchRequest, exclude_embeddings),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned orchestra__memory__v1__semantic_search_request__field_indices_by_name[] = {
+  7,   /* field[7] = exclude_embeddings */
   6,   /* field[6] = measure */
   5,   /* field[5] = min_score */
   2,   /* field[2] = persona */
@@ -1963,7 +2169,7 @@ static const unsigned orchestra__memory__v1__semantic_search_request__field_indi
 static const ProtobufCIntRange orchestra__memory__v1__semantic_search_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor orchestra__memory__v1__semantic_search_request__descriptor =
 {
@@ -1973,7 +2179,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__semantic_search_request_
   "Orchestra__Memory__V1__SemanticSearchRequest",
   "orchestra.memory.v1",
   sizeof(Orchestra__Memory__V1__SemanticSearchRequest),
-  7,
+  8,
   orchestra__memory__v1__semantic_search_request__field_descriptors,
   orchestra__memory__v1__semantic_search_request__field_indices_by_name,
   1,  orchestra__memory__v1__semantic_search_request__number_ranges,
@@ -2310,7 +2516,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__get_agent_data_response_
   (ProtobufCMessageInit) orchestra__memory__v1__get_agent_data_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor orchestra__memory__v1__list_agent_data_request__field_descriptors[4] =
+static const ProtobufCFieldDescriptor orchestra__memory__v1__list_agent_data_request__field_descriptors[5] =
 {
   {
     "agent_id",
@@ -2360,9 +2566,22 @@ static const ProtobufCFieldDescriptor orchestra__memory__v1__list_agent_data_req
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "all_agents",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListAgentDataRequest, all_agents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned orchestra__memory__v1__list_agent_data_request__field_indices_by_name[] = {
   0,   /* field[0] = agent_id */
+  4,   /* field[4] = all_agents */
   1,   /* field[1] = data_type */
   2,   /* field[2] = limit */
   3,   /* field[3] = page_token */
@@ -2370,7 +2589,7 @@ static const unsigned orchestra__memory__v1__list_agent_data_request__field_indi
 static const ProtobufCIntRange orchestra__memory__v1__list_agent_data_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor orchestra__memory__v1__list_agent_data_request__descriptor =
 {
@@ -2380,7 +2599,7 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__list_agent_data_request_
   "Orchestra__Memory__V1__ListAgentDataRequest",
   "orchestra.memory.v1",
   sizeof(Orchestra__Memory__V1__ListAgentDataRequest),
-  4,
+  5,
   orchestra__memory__v1__list_agent_data_request__field_descriptors,
   orchestra__memory__v1__list_agent_data_request__field_indices_by_name,
   1,  orchestra__memory__v1__list_agent_data_request__number_ranges,
@@ -2576,7 +2795,204 @@ const ProtobufCMessageDescriptor orchestra__memory__v1__health_check_response__d
   (ProtobufCMessageInit) orchestra__memory__v1__health_check_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCMethodDescriptor orchestra__memory__v1__memory_service__method_descriptors[13] =
+static const ProtobufCFieldDescriptor orchestra__memory__v1__list_memory_items_request__field_descriptors[5] =
+{
+  {
+    "user_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsRequest, user_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "item_type",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsRequest, item_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "limit",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsRequest, limit),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "exclude_embeddings",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsRequest, exclude_embeddings),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned orchestra__memory__v1__list_memory_items_request__field_indices_by_name[] = {
+  4,   /* field[4] = exclude_embeddings */
+  1,   /* field[1] = item_type */
+  2,   /* field[2] = limit */
+  3,   /* field[3] = page_token */
+  0,   /* field[0] = user_id */
+};
+static const ProtobufCIntRange orchestra__memory__v1__list_memory_items_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor orchestra__memory__v1__list_memory_items_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "orchestra.memory.v1.ListMemoryItemsRequest",
+  "ListMemoryItemsRequest",
+  "Orchestra__Memory__V1__ListMemoryItemsRequest",
+  "orchestra.memory.v1",
+  sizeof(Orchestra__Memory__V1__ListMemoryItemsRequest),
+  5,
+  orchestra__memory__v1__list_memory_items_request__field_descriptors,
+  orchestra__memory__v1__list_memory_items_request__field_indices_by_name,
+  1,  orchestra__memory__v1__list_memory_items_request__number_ranges,
+  (ProtobufCMessageInit) orchestra__memory__v1__list_memory_items_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor orchestra__memory__v1__list_memory_items_response__field_descriptors[2] =
+{
+  {
+    "items",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsResponse, n_items),
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsResponse, items),
+    &orchestra__memory__v1__memory_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__ListMemoryItemsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned orchestra__memory__v1__list_memory_items_response__field_indices_by_name[] = {
+  0,   /* field[0] = items */
+  1,   /* field[1] = next_page_token */
+};
+static const ProtobufCIntRange orchestra__memory__v1__list_memory_items_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor orchestra__memory__v1__list_memory_items_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "orchestra.memory.v1.ListMemoryItemsResponse",
+  "ListMemoryItemsResponse",
+  "Orchestra__Memory__V1__ListMemoryItemsResponse",
+  "orchestra.memory.v1",
+  sizeof(Orchestra__Memory__V1__ListMemoryItemsResponse),
+  2,
+  orchestra__memory__v1__list_memory_items_response__field_descriptors,
+  orchestra__memory__v1__list_memory_items_response__field_indices_by_name,
+  1,  orchestra__memory__v1__list_memory_items_response__number_ranges,
+  (ProtobufCMessageInit) orchestra__memory__v1__list_memory_items_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define orchestra__memory__v1__get_metrics_request__field_descriptors NULL
+#define orchestra__memory__v1__get_metrics_request__field_indices_by_name NULL
+#define orchestra__memory__v1__get_metrics_request__number_ranges NULL
+const ProtobufCMessageDescriptor orchestra__memory__v1__get_metrics_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "orchestra.memory.v1.GetMetricsRequest",
+  "GetMetricsRequest",
+  "Orchestra__Memory__V1__GetMetricsRequest",
+  "orchestra.memory.v1",
+  sizeof(Orchestra__Memory__V1__GetMetricsRequest),
+  0,
+  orchestra__memory__v1__get_metrics_request__field_descriptors,
+  orchestra__memory__v1__get_metrics_request__field_indices_by_name,
+  0,  orchestra__memory__v1__get_metrics_request__number_ranges,
+  (ProtobufCMessageInit) orchestra__memory__v1__get_metrics_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor orchestra__memory__v1__get_metrics_response__field_descriptors[1] =
+{
+  {
+    "text",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Orchestra__Memory__V1__GetMetricsResponse, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned orchestra__memory__v1__get_metrics_response__field_indices_by_name[] = {
+  0,   /* field[0] = text */
+};
+static const ProtobufCIntRange orchestra__memory__v1__get_metrics_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor orchestra__memory__v1__get_metrics_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "orchestra.memory.v1.GetMetricsResponse",
+  "GetMetricsResponse",
+  "Orchestra__Memory__V1__GetMetricsResponse",
+  "orchestra.memory.v1",
+  sizeof(Orchestra__Memory__V1__GetMetricsResponse),
+  1,
+  orchestra__memory__v1__get_metrics_response__field_descriptors,
+  orchestra__memory__v1__get_metrics_response__field_indices_by_name,
+  1,  orchestra__memory__v1__get_metrics_response__number_ranges,
+  (ProtobufCMessageInit) orchestra__memory__v1__get_metrics_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCMethodDescriptor orchestra__memory__v1__memory_service__method_descriptors[15] =
 {
   { "Ping", &orchestra__memory__v1__ping_request__descriptor, &orchestra__memory__v1__ping_response__descriptor },
   { "AddMemoryItem", &orchestra__memory__v1__add_memory_item_request__descriptor, &orchestra__memory__v1__add_memory_item_response__descriptor },
@@ -2591,6 +3007,8 @@ static const ProtobufCMethodDescriptor orchestra__memory__v1__memory_service__me
   { "ListAgentData", &orchestra__memory__v1__list_agent_data_request__descriptor, &orchestra__memory__v1__list_agent_data_response__descriptor },
   { "CleanupExpiredItems", &orchestra__memory__v1__cleanup_expired_items_request__descriptor, &orchestra__memory__v1__cleanup_expired_items_response__descriptor },
   { "HealthCheck", &orchestra__memory__v1__health_check_request__descriptor, &orchestra__memory__v1__health_check_response__descriptor },
+  { "ListMemoryItems", &orchestra__memory__v1__list_memory_items_request__descriptor, &orchestra__memory__v1__list_memory_items_response__descriptor },
+  { "GetMetrics", &orchestra__memory__v1__get_metrics_request__descriptor, &orchestra__memory__v1__get_metrics_response__descriptor },
 };
 const unsigned orchestra__memory__v1__memory_service__method_indices_by_name[] = {
   1,        /* AddMemoryItem */
@@ -2602,8 +3020,10 @@ const unsigned orchestra__memory__v1__memory_service__method_indices_by_name[] =
   9,        /* GetAgentData */
   5,        /* GetConversationHistory */
   3,        /* GetMemoryItem */
+  14,        /* GetMetrics */
   12,        /* HealthCheck */
   10,        /* ListAgentData */
+  13,        /* ListMemoryItems */
   0,        /* Ping */
   6         /* SemanticSearch */
 };
@@ -2614,7 +3034,7 @@ const ProtobufCServiceDescriptor orchestra__memory__v1__memory_service__descript
   "MemoryService",
   "Orchestra__Memory__V1__MemoryService",
   "orchestra.memory.v1",
-  13,
+  15,
   orchestra__memory__v1__memory_service__method_descriptors,
   orchestra__memory__v1__memory_service__method_indices_by_name
 };
@@ -2721,6 +3141,22 @@ void orchestra__memory__v1__memory_service__health_check(ProtobufCService *servi
 {
   assert(service->descriptor == &orchestra__memory__v1__memory_service__descriptor);
   service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void orchestra__memory__v1__memory_service__list_memory_items(ProtobufCService *service,
+                                                              const Orchestra__Memory__V1__ListMemoryItemsRequest *input,
+                                                              Orchestra__Memory__V1__ListMemoryItemsResponse_Closure closure,
+                                                              void *closure_data)
+{
+  assert(service->descriptor == &orchestra__memory__v1__memory_service__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void orchestra__memory__v1__memory_service__get_metrics(ProtobufCService *service,
+                                                        const Orchestra__Memory__V1__GetMetricsRequest *input,
+                                                        Orchestra__Memory__V1__GetMetricsResponse_Closure closure,
+                                                        void *closure_data)
+{
+  assert(service->descriptor == &orchestra__memory__v1__memory_service__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void orchestra__memory__v1__memory_service__init (Orchestra__Memory__V1__MemoryService_Service *service,
                                                   Orchestra__Memory__V1__MemoryService_ServiceDestroy destroy)

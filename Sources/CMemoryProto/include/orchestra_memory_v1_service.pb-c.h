@@ -47,6 +47,10 @@ typedef struct Orchestra__Memory__V1__CleanupExpiredItemsRequest Orchestra__Memo
 typedef struct Orchestra__Memory__V1__CleanupExpiredItemsResponse Orchestra__Memory__V1__CleanupExpiredItemsResponse;
 typedef struct Orchestra__Memory__V1__HealthCheckRequest Orchestra__Memory__V1__HealthCheckRequest;
 typedef struct Orchestra__Memory__V1__HealthCheckResponse Orchestra__Memory__V1__HealthCheckResponse;
+typedef struct Orchestra__Memory__V1__ListMemoryItemsRequest Orchestra__Memory__V1__ListMemoryItemsRequest;
+typedef struct Orchestra__Memory__V1__ListMemoryItemsResponse Orchestra__Memory__V1__ListMemoryItemsResponse;
+typedef struct Orchestra__Memory__V1__GetMetricsRequest Orchestra__Memory__V1__GetMetricsRequest;
+typedef struct Orchestra__Memory__V1__GetMetricsResponse Orchestra__Memory__V1__GetMetricsResponse;
 
 
 /* --- enums --- */
@@ -196,10 +200,14 @@ struct  Orchestra__Memory__V1__GetConversationHistoryRequest
    */
   Google__Protobuf__Struct *filters;
   char *page_token;
+  /*
+   * items come back with an empty embedding (less to send)
+   */
+  protobuf_c_boolean exclude_embeddings;
 };
 #define ORCHESTRA__MEMORY__V1__GET_CONVERSATION_HISTORY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__get_conversation_history_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, NULL, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Orchestra__Memory__V1__GetConversationHistoryResponse
@@ -237,10 +245,14 @@ struct  Orchestra__Memory__V1__SemanticSearchRequest
    */
   Google__Protobuf__DoubleValue *min_score;
   Orchestra__Memory__V1__DistanceMeasure measure;
+  /*
+   * results come back with an empty embedding (less to send)
+   */
+  protobuf_c_boolean exclude_embeddings;
 };
 #define ORCHESTRA__MEMORY__V1__SEMANTIC_SEARCH_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__semantic_search_request__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, ORCHESTRA__MEMORY__V1__DISTANCE_MEASURE__COSINE }
+    , (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, NULL, ORCHESTRA__MEMORY__V1__DISTANCE_MEASURE__COSINE, 0 }
 
 
 struct  Orchestra__Memory__V1__ScoredMemoryItem
@@ -339,10 +351,14 @@ struct  Orchestra__Memory__V1__ListAgentDataRequest
    */
   uint32_t limit;
   char *page_token;
+  /*
+   * agent_id empty and this set: every agent's data (export)
+   */
+  protobuf_c_boolean all_agents;
 };
 #define ORCHESTRA__MEMORY__V1__LIST_AGENT_DATA_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__list_agent_data_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Orchestra__Memory__V1__ListAgentDataResponse
@@ -404,6 +420,69 @@ struct  Orchestra__Memory__V1__HealthCheckResponse
 #define ORCHESTRA__MEMORY__V1__HEALTH_CHECK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__health_check_response__descriptor) \
     , (char *)protobuf_c_empty_string, 0, NULL }
+
+
+/*
+ * Every memory item of the namespace (or of one user), any item type: the export and copy path.
+ */
+struct  Orchestra__Memory__V1__ListMemoryItemsRequest
+{
+  ProtobufCMessage base;
+  /*
+   * empty: every user
+   */
+  char *user_id;
+  /*
+   * empty: every item type
+   */
+  char *item_type;
+  /*
+   * default 100, max 1000
+   */
+  uint32_t limit;
+  char *page_token;
+  protobuf_c_boolean exclude_embeddings;
+};
+#define ORCHESTRA__MEMORY__V1__LIST_MEMORY_ITEMS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__list_memory_items_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Orchestra__Memory__V1__ListMemoryItemsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * oldest first by timestamp, then id
+   */
+  size_t n_items;
+  Orchestra__Memory__V1__MemoryItem **items;
+  char *next_page_token;
+};
+#define ORCHESTRA__MEMORY__V1__LIST_MEMORY_ITEMS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__list_memory_items_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Orchestra__Memory__V1__GetMetricsRequest
+{
+  ProtobufCMessage base;
+};
+#define ORCHESTRA__MEMORY__V1__GET_METRICS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__get_metrics_request__descriptor) \
+     }
+
+
+struct  Orchestra__Memory__V1__GetMetricsResponse
+{
+  ProtobufCMessage base;
+  /*
+   * Prometheus text exposition format 0.0.4
+   */
+  char *text;
+};
+#define ORCHESTRA__MEMORY__V1__GET_METRICS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&orchestra__memory__v1__get_metrics_response__descriptor) \
+    , (char *)protobuf_c_empty_string }
 
 
 /* Orchestra__Memory__V1__PingRequest methods */
@@ -938,6 +1017,82 @@ Orchestra__Memory__V1__HealthCheckResponse *
 void   orchestra__memory__v1__health_check_response__free_unpacked
                      (Orchestra__Memory__V1__HealthCheckResponse *message,
                       ProtobufCAllocator *allocator);
+/* Orchestra__Memory__V1__ListMemoryItemsRequest methods */
+void   orchestra__memory__v1__list_memory_items_request__init
+                     (Orchestra__Memory__V1__ListMemoryItemsRequest         *message);
+size_t orchestra__memory__v1__list_memory_items_request__get_packed_size
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest   *message);
+size_t orchestra__memory__v1__list_memory_items_request__pack
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest   *message,
+                      uint8_t             *out);
+size_t orchestra__memory__v1__list_memory_items_request__pack_to_buffer
+                     (const Orchestra__Memory__V1__ListMemoryItemsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Orchestra__Memory__V1__ListMemoryItemsRequest *
+       orchestra__memory__v1__list_memory_items_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   orchestra__memory__v1__list_memory_items_request__free_unpacked
+                     (Orchestra__Memory__V1__ListMemoryItemsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Orchestra__Memory__V1__ListMemoryItemsResponse methods */
+void   orchestra__memory__v1__list_memory_items_response__init
+                     (Orchestra__Memory__V1__ListMemoryItemsResponse         *message);
+size_t orchestra__memory__v1__list_memory_items_response__get_packed_size
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse   *message);
+size_t orchestra__memory__v1__list_memory_items_response__pack
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse   *message,
+                      uint8_t             *out);
+size_t orchestra__memory__v1__list_memory_items_response__pack_to_buffer
+                     (const Orchestra__Memory__V1__ListMemoryItemsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Orchestra__Memory__V1__ListMemoryItemsResponse *
+       orchestra__memory__v1__list_memory_items_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   orchestra__memory__v1__list_memory_items_response__free_unpacked
+                     (Orchestra__Memory__V1__ListMemoryItemsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Orchestra__Memory__V1__GetMetricsRequest methods */
+void   orchestra__memory__v1__get_metrics_request__init
+                     (Orchestra__Memory__V1__GetMetricsRequest         *message);
+size_t orchestra__memory__v1__get_metrics_request__get_packed_size
+                     (const Orchestra__Memory__V1__GetMetricsRequest   *message);
+size_t orchestra__memory__v1__get_metrics_request__pack
+                     (const Orchestra__Memory__V1__GetMetricsRequest   *message,
+                      uint8_t             *out);
+size_t orchestra__memory__v1__get_metrics_request__pack_to_buffer
+                     (const Orchestra__Memory__V1__GetMetricsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Orchestra__Memory__V1__GetMetricsRequest *
+       orchestra__memory__v1__get_metrics_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   orchestra__memory__v1__get_metrics_request__free_unpacked
+                     (Orchestra__Memory__V1__GetMetricsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Orchestra__Memory__V1__GetMetricsResponse methods */
+void   orchestra__memory__v1__get_metrics_response__init
+                     (Orchestra__Memory__V1__GetMetricsResponse         *message);
+size_t orchestra__memory__v1__get_metrics_response__get_packed_size
+                     (const Orchestra__Memory__V1__GetMetricsResponse   *message);
+size_t orchestra__memory__v1__get_metrics_response__pack
+                     (const Orchestra__Memory__V1__GetMetricsResponse   *message,
+                      uint8_t             *out);
+size_t orchestra__memory__v1__get_metrics_response__pack_to_buffer
+                     (const Orchestra__Memory__V1__GetMetricsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Orchestra__Memory__V1__GetMetricsResponse *
+       orchestra__memory__v1__get_metrics_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   orchestra__memory__v1__get_metrics_response__free_unpacked
+                     (Orchestra__Memory__V1__GetMetricsResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Orchestra__Memory__V1__PingRequest_Closure)
@@ -1024,6 +1179,18 @@ typedef void (*Orchestra__Memory__V1__HealthCheckRequest_Closure)
 typedef void (*Orchestra__Memory__V1__HealthCheckResponse_Closure)
                  (const Orchestra__Memory__V1__HealthCheckResponse *message,
                   void *closure_data);
+typedef void (*Orchestra__Memory__V1__ListMemoryItemsRequest_Closure)
+                 (const Orchestra__Memory__V1__ListMemoryItemsRequest *message,
+                  void *closure_data);
+typedef void (*Orchestra__Memory__V1__ListMemoryItemsResponse_Closure)
+                 (const Orchestra__Memory__V1__ListMemoryItemsResponse *message,
+                  void *closure_data);
+typedef void (*Orchestra__Memory__V1__GetMetricsRequest_Closure)
+                 (const Orchestra__Memory__V1__GetMetricsRequest *message,
+                  void *closure_data);
+typedef void (*Orchestra__Memory__V1__GetMetricsResponse_Closure)
+                 (const Orchestra__Memory__V1__GetMetricsResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1083,6 +1250,14 @@ struct Orchestra__Memory__V1__MemoryService_Service
                        const Orchestra__Memory__V1__HealthCheckRequest *input,
                        Orchestra__Memory__V1__HealthCheckResponse_Closure closure,
                        void *closure_data);
+  void (*list_memory_items)(Orchestra__Memory__V1__MemoryService_Service *service,
+                            const Orchestra__Memory__V1__ListMemoryItemsRequest *input,
+                            Orchestra__Memory__V1__ListMemoryItemsResponse_Closure closure,
+                            void *closure_data);
+  void (*get_metrics)(Orchestra__Memory__V1__MemoryService_Service *service,
+                      const Orchestra__Memory__V1__GetMetricsRequest *input,
+                      Orchestra__Memory__V1__GetMetricsResponse_Closure closure,
+                      void *closure_data);
 };
 typedef void (*Orchestra__Memory__V1__MemoryService_ServiceDestroy)(Orchestra__Memory__V1__MemoryService_Service *);
 void orchestra__memory__v1__memory_service__init (Orchestra__Memory__V1__MemoryService_Service *service,
@@ -1103,7 +1278,9 @@ void orchestra__memory__v1__memory_service__init (Orchestra__Memory__V1__MemoryS
       function_prefix__ ## get_agent_data,\
       function_prefix__ ## list_agent_data,\
       function_prefix__ ## cleanup_expired_items,\
-      function_prefix__ ## health_check  }
+      function_prefix__ ## health_check,\
+      function_prefix__ ## list_memory_items,\
+      function_prefix__ ## get_metrics  }
 void orchestra__memory__v1__memory_service__ping(ProtobufCService *service,
                                                  const Orchestra__Memory__V1__PingRequest *input,
                                                  Orchestra__Memory__V1__PingResponse_Closure closure,
@@ -1156,6 +1333,14 @@ void orchestra__memory__v1__memory_service__health_check(ProtobufCService *servi
                                                          const Orchestra__Memory__V1__HealthCheckRequest *input,
                                                          Orchestra__Memory__V1__HealthCheckResponse_Closure closure,
                                                          void *closure_data);
+void orchestra__memory__v1__memory_service__list_memory_items(ProtobufCService *service,
+                                                              const Orchestra__Memory__V1__ListMemoryItemsRequest *input,
+                                                              Orchestra__Memory__V1__ListMemoryItemsResponse_Closure closure,
+                                                              void *closure_data);
+void orchestra__memory__v1__memory_service__get_metrics(ProtobufCService *service,
+                                                        const Orchestra__Memory__V1__GetMetricsRequest *input,
+                                                        Orchestra__Memory__V1__GetMetricsResponse_Closure closure,
+                                                        void *closure_data);
 
 /* --- descriptors --- */
 
@@ -1187,6 +1372,10 @@ extern const ProtobufCMessageDescriptor orchestra__memory__v1__cleanup_expired_i
 extern const ProtobufCMessageDescriptor orchestra__memory__v1__cleanup_expired_items_response__descriptor;
 extern const ProtobufCMessageDescriptor orchestra__memory__v1__health_check_request__descriptor;
 extern const ProtobufCMessageDescriptor orchestra__memory__v1__health_check_response__descriptor;
+extern const ProtobufCMessageDescriptor orchestra__memory__v1__list_memory_items_request__descriptor;
+extern const ProtobufCMessageDescriptor orchestra__memory__v1__list_memory_items_response__descriptor;
+extern const ProtobufCMessageDescriptor orchestra__memory__v1__get_metrics_request__descriptor;
+extern const ProtobufCMessageDescriptor orchestra__memory__v1__get_metrics_response__descriptor;
 extern const ProtobufCServiceDescriptor orchestra__memory__v1__memory_service__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -17,7 +17,7 @@ from orchestra_memory._proto.orchestra.memory.v1 import memory_pb2 as orchestra_
 from orchestra_memory._proto.orchestra.rpc.v1 import rpc_pb2 as orchestra_dot_rpc_dot_v1_dot_rpc__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!orchestra/memory/v1/service.proto\x12\x13orchestra.memory.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a orchestra/memory/v1/memory.proto\x1a\x1aorchestra/rpc/v1/rpc.proto\"\r\n\x0bPingRequest\"9\n\x0cPingResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x11\n\tuptime_ms\x18\x02 \x01(\x04\"w\n\x14\x41\x64\x64MemoryItemRequest\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x0e\n\x06upsert\x18\x02 \x01(\x08\x12 \n\x18reject_duplicate_content\x18\x03 \x01(\x08\"#\n\x15\x41\x64\x64MemoryItemResponse\x12\n\n\x02id\x18\x01 \x01(\t\"W\n\x15\x41\x64\x64MemoryItemsRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x0e\n\x06upsert\x18\x02 \x01(\x08\"B\n\nItemResult\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x18.orchestra.rpc.v1.Status\"J\n\x16\x41\x64\x64MemoryItemsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.ItemResult\"\"\n\x14GetMemoryItemRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x15GetMemoryItemResponse\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\"%\n\x17\x44\x65leteMemoryItemRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteMemoryItemResponse\"\xa4\x01\n\x1dGetConversationHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x11\n\titem_type\x18\x04 \x01(\t\x12(\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\npage_token\x18\x06 \x01(\t\"i\n\x1eGetConversationHistoryResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xdd\x01\n\x15SemanticSearchRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fquery_embedding\x18\x02 \x03(\x02\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\r\n\x05top_k\x18\x05 \x01(\r\x12/\n\tmin_score\x18\x06 \x01(\x0b\x32\x1c.google.protobuf.DoubleValue\x12\x35\n\x07measure\x18\x07 \x01(\x0e\x32$.orchestra.memory.v1.DistanceMeasure\"P\n\x10ScoredMemoryItem\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\r\n\x05score\x18\x02 \x01(\x01\"P\n\x16SemanticSearchResponse\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.orchestra.memory.v1.ScoredMemoryItem\"F\n\x15\x43heckDuplicateRequest\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\"@\n\x16\x43heckDuplicateResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12\x13\n\x0b\x65xisting_id\x18\x02 \x01(\t\"F\n\x16\x41\x64\x64RawAgentDataRequest\x12,\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x1e.orchestra.memory.v1.AgentData\"%\n\x17\x41\x64\x64RawAgentDataResponse\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13GetAgentDataRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x14GetAgentDataResponse\x12,\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x1e.orchestra.memory.v1.AgentData\"^\n\x14ListAgentDataRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"_\n\x15ListAgentDataResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.orchestra.memory.v1.AgentData\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1c\n\x1a\x43leanupExpiredItemsRequest\"4\n\x1b\x43leanupExpiredItemsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04\"\x14\n\x12HealthCheckRequest\"b\n\x13HealthCheckResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x11\n\tfirestore\x18\x02 \x01(\x08\x12(\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct2\xf9\n\n\rMemoryService\x12K\n\x04Ping\x12 .orchestra.memory.v1.PingRequest\x1a!.orchestra.memory.v1.PingResponse\x12\x66\n\rAddMemoryItem\x12).orchestra.memory.v1.AddMemoryItemRequest\x1a*.orchestra.memory.v1.AddMemoryItemResponse\x12i\n\x0e\x41\x64\x64MemoryItems\x12*.orchestra.memory.v1.AddMemoryItemsRequest\x1a+.orchestra.memory.v1.AddMemoryItemsResponse\x12\x66\n\rGetMemoryItem\x12).orchestra.memory.v1.GetMemoryItemRequest\x1a*.orchestra.memory.v1.GetMemoryItemResponse\x12o\n\x10\x44\x65leteMemoryItem\x12,.orchestra.memory.v1.DeleteMemoryItemRequest\x1a-.orchestra.memory.v1.DeleteMemoryItemResponse\x12\x81\x01\n\x16GetConversationHistory\x12\x32.orchestra.memory.v1.GetConversationHistoryRequest\x1a\x33.orchestra.memory.v1.GetConversationHistoryResponse\x12i\n\x0eSemanticSearch\x12*.orchestra.memory.v1.SemanticSearchRequest\x1a+.orchestra.memory.v1.SemanticSearchResponse\x12i\n\x0e\x43heckDuplicate\x12*.orchestra.memory.v1.CheckDuplicateRequest\x1a+.orchestra.memory.v1.CheckDuplicateResponse\x12l\n\x0f\x41\x64\x64RawAgentData\x12+.orchestra.memory.v1.AddRawAgentDataRequest\x1a,.orchestra.memory.v1.AddRawAgentDataResponse\x12\x63\n\x0cGetAgentData\x12(.orchestra.memory.v1.GetAgentDataRequest\x1a).orchestra.memory.v1.GetAgentDataResponse\x12\x66\n\rListAgentData\x12).orchestra.memory.v1.ListAgentDataRequest\x1a*.orchestra.memory.v1.ListAgentDataResponse\x12x\n\x13\x43leanupExpiredItems\x12/.orchestra.memory.v1.CleanupExpiredItemsRequest\x1a\x30.orchestra.memory.v1.CleanupExpiredItemsResponse\x12`\n\x0bHealthCheck\x12\'.orchestra.memory.v1.HealthCheckRequest\x1a(.orchestra.memory.v1.HealthCheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!orchestra/memory/v1/service.proto\x12\x13orchestra.memory.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a orchestra/memory/v1/memory.proto\x1a\x1aorchestra/rpc/v1/rpc.proto\"\r\n\x0bPingRequest\"9\n\x0cPingResponse\x12\x16\n\x0eserver_version\x18\x01 \x01(\t\x12\x11\n\tuptime_ms\x18\x02 \x01(\x04\"w\n\x14\x41\x64\x64MemoryItemRequest\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x0e\n\x06upsert\x18\x02 \x01(\x08\x12 \n\x18reject_duplicate_content\x18\x03 \x01(\x08\"#\n\x15\x41\x64\x64MemoryItemResponse\x12\n\n\x02id\x18\x01 \x01(\t\"W\n\x15\x41\x64\x64MemoryItemsRequest\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x0e\n\x06upsert\x18\x02 \x01(\x08\"B\n\nItemResult\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\x06status\x18\x02 \x01(\x0b\x32\x18.orchestra.rpc.v1.Status\"J\n\x16\x41\x64\x64MemoryItemsResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.ItemResult\"\"\n\x14GetMemoryItemRequest\x12\n\n\x02id\x18\x01 \x01(\t\"F\n\x15GetMemoryItemResponse\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\"%\n\x17\x44\x65leteMemoryItemRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteMemoryItemResponse\"\xc0\x01\n\x1dGetConversationHistoryRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x11\n\titem_type\x18\x04 \x01(\t\x12(\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\npage_token\x18\x06 \x01(\t\x12\x1a\n\x12\x65xclude_embeddings\x18\x07 \x01(\x08\"i\n\x1eGetConversationHistoryResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xf9\x01\n\x15SemanticSearchRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fquery_embedding\x18\x02 \x03(\x02\x12\x0f\n\x07persona\x18\x03 \x01(\t\x12\x12\n\nsession_id\x18\x04 \x01(\t\x12\r\n\x05top_k\x18\x05 \x01(\r\x12/\n\tmin_score\x18\x06 \x01(\x0b\x32\x1c.google.protobuf.DoubleValue\x12\x35\n\x07measure\x18\x07 \x01(\x0e\x32$.orchestra.memory.v1.DistanceMeasure\x12\x1a\n\x12\x65xclude_embeddings\x18\x08 \x01(\x08\"P\n\x10ScoredMemoryItem\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\r\n\x05score\x18\x02 \x01(\x01\"P\n\x16SemanticSearchResponse\x12\x36\n\x07results\x18\x01 \x03(\x0b\x32%.orchestra.memory.v1.ScoredMemoryItem\"F\n\x15\x43heckDuplicateRequest\x12-\n\x04item\x18\x01 \x01(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\"@\n\x16\x43heckDuplicateResponse\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x12\x13\n\x0b\x65xisting_id\x18\x02 \x01(\t\"F\n\x16\x41\x64\x64RawAgentDataRequest\x12,\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x1e.orchestra.memory.v1.AgentData\"%\n\x17\x41\x64\x64RawAgentDataResponse\x12\n\n\x02id\x18\x01 \x01(\t\"!\n\x13GetAgentDataRequest\x12\n\n\x02id\x18\x01 \x01(\t\"D\n\x14GetAgentDataResponse\x12,\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x1e.orchestra.memory.v1.AgentData\"r\n\x14ListAgentDataRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x12\n\nall_agents\x18\x05 \x01(\x08\"_\n\x15ListAgentDataResponse\x12-\n\x05items\x18\x01 \x03(\x0b\x32\x1e.orchestra.memory.v1.AgentData\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x1c\n\x1a\x43leanupExpiredItemsRequest\"4\n\x1b\x43leanupExpiredItemsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04\"\x14\n\x12HealthCheckRequest\"b\n\x13HealthCheckResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x11\n\tfirestore\x18\x02 \x01(\x08\x12(\n\x07\x64\x65tails\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"{\n\x16ListMemoryItemsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\titem_type\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\x12\x1a\n\x12\x65xclude_embeddings\x18\x05 \x01(\x08\"b\n\x17ListMemoryItemsResponse\x12.\n\x05items\x18\x01 \x03(\x0b\x32\x1f.orchestra.memory.v1.MemoryItem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11GetMetricsRequest\"\"\n\x12GetMetricsResponse\x12\x0c\n\x04text\x18\x01 \x01(\t2\xc6\x0c\n\rMemoryService\x12K\n\x04Ping\x12 .orchestra.memory.v1.PingRequest\x1a!.orchestra.memory.v1.PingResponse\x12\x66\n\rAddMemoryItem\x12).orchestra.memory.v1.AddMemoryItemRequest\x1a*.orchestra.memory.v1.AddMemoryItemResponse\x12i\n\x0e\x41\x64\x64MemoryItems\x12*.orchestra.memory.v1.AddMemoryItemsRequest\x1a+.orchestra.memory.v1.AddMemoryItemsResponse\x12\x66\n\rGetMemoryItem\x12).orchestra.memory.v1.GetMemoryItemRequest\x1a*.orchestra.memory.v1.GetMemoryItemResponse\x12o\n\x10\x44\x65leteMemoryItem\x12,.orchestra.memory.v1.DeleteMemoryItemRequest\x1a-.orchestra.memory.v1.DeleteMemoryItemResponse\x12\x81\x01\n\x16GetConversationHistory\x12\x32.orchestra.memory.v1.GetConversationHistoryRequest\x1a\x33.orchestra.memory.v1.GetConversationHistoryResponse\x12i\n\x0eSemanticSearch\x12*.orchestra.memory.v1.SemanticSearchRequest\x1a+.orchestra.memory.v1.SemanticSearchResponse\x12i\n\x0e\x43heckDuplicate\x12*.orchestra.memory.v1.CheckDuplicateRequest\x1a+.orchestra.memory.v1.CheckDuplicateResponse\x12l\n\x0f\x41\x64\x64RawAgentData\x12+.orchestra.memory.v1.AddRawAgentDataRequest\x1a,.orchestra.memory.v1.AddRawAgentDataResponse\x12\x63\n\x0cGetAgentData\x12(.orchestra.memory.v1.GetAgentDataRequest\x1a).orchestra.memory.v1.GetAgentDataResponse\x12\x66\n\rListAgentData\x12).orchestra.memory.v1.ListAgentDataRequest\x1a*.orchestra.memory.v1.ListAgentDataResponse\x12x\n\x13\x43leanupExpiredItems\x12/.orchestra.memory.v1.CleanupExpiredItemsRequest\x1a\x30.orchestra.memory.v1.CleanupExpiredItemsResponse\x12`\n\x0bHealthCheck\x12\'.orchestra.memory.v1.HealthCheckRequest\x1a(.orchestra.memory.v1.HealthCheckResponse\x12l\n\x0fListMemoryItems\x12+.orchestra.memory.v1.ListMemoryItemsRequest\x1a,.orchestra.memory.v1.ListMemoryItemsResponse\x12]\n\nGetMetrics\x12&.orchestra.memory.v1.GetMetricsRequest\x1a\'.orchestra.memory.v1.GetMetricsResponseb\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestra.memory.v1.service_pb2', globals())
@@ -47,39 +47,47 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _DELETEMEMORYITEMRESPONSE._serialized_start=794
   _DELETEMEMORYITEMRESPONSE._serialized_end=820
   _GETCONVERSATIONHISTORYREQUEST._serialized_start=823
-  _GETCONVERSATIONHISTORYREQUEST._serialized_end=987
-  _GETCONVERSATIONHISTORYRESPONSE._serialized_start=989
-  _GETCONVERSATIONHISTORYRESPONSE._serialized_end=1094
-  _SEMANTICSEARCHREQUEST._serialized_start=1097
-  _SEMANTICSEARCHREQUEST._serialized_end=1318
-  _SCOREDMEMORYITEM._serialized_start=1320
-  _SCOREDMEMORYITEM._serialized_end=1400
-  _SEMANTICSEARCHRESPONSE._serialized_start=1402
-  _SEMANTICSEARCHRESPONSE._serialized_end=1482
-  _CHECKDUPLICATEREQUEST._serialized_start=1484
-  _CHECKDUPLICATEREQUEST._serialized_end=1554
-  _CHECKDUPLICATERESPONSE._serialized_start=1556
-  _CHECKDUPLICATERESPONSE._serialized_end=1620
-  _ADDRAWAGENTDATAREQUEST._serialized_start=1622
-  _ADDRAWAGENTDATAREQUEST._serialized_end=1692
-  _ADDRAWAGENTDATARESPONSE._serialized_start=1694
-  _ADDRAWAGENTDATARESPONSE._serialized_end=1731
-  _GETAGENTDATAREQUEST._serialized_start=1733
-  _GETAGENTDATAREQUEST._serialized_end=1766
-  _GETAGENTDATARESPONSE._serialized_start=1768
-  _GETAGENTDATARESPONSE._serialized_end=1836
-  _LISTAGENTDATAREQUEST._serialized_start=1838
-  _LISTAGENTDATAREQUEST._serialized_end=1932
-  _LISTAGENTDATARESPONSE._serialized_start=1934
-  _LISTAGENTDATARESPONSE._serialized_end=2029
-  _CLEANUPEXPIREDITEMSREQUEST._serialized_start=2031
-  _CLEANUPEXPIREDITEMSREQUEST._serialized_end=2059
-  _CLEANUPEXPIREDITEMSRESPONSE._serialized_start=2061
-  _CLEANUPEXPIREDITEMSRESPONSE._serialized_end=2113
-  _HEALTHCHECKREQUEST._serialized_start=2115
-  _HEALTHCHECKREQUEST._serialized_end=2135
-  _HEALTHCHECKRESPONSE._serialized_start=2137
-  _HEALTHCHECKRESPONSE._serialized_end=2235
-  _MEMORYSERVICE._serialized_start=2238
-  _MEMORYSERVICE._serialized_end=3639
+  _GETCONVERSATIONHISTORYREQUEST._serialized_end=1015
+  _GETCONVERSATIONHISTORYRESPONSE._serialized_start=1017
+  _GETCONVERSATIONHISTORYRESPONSE._serialized_end=1122
+  _SEMANTICSEARCHREQUEST._serialized_start=1125
+  _SEMANTICSEARCHREQUEST._serialized_end=1374
+  _SCOREDMEMORYITEM._serialized_start=1376
+  _SCOREDMEMORYITEM._serialized_end=1456
+  _SEMANTICSEARCHRESPONSE._serialized_start=1458
+  _SEMANTICSEARCHRESPONSE._serialized_end=1538
+  _CHECKDUPLICATEREQUEST._serialized_start=1540
+  _CHECKDUPLICATEREQUEST._serialized_end=1610
+  _CHECKDUPLICATERESPONSE._serialized_start=1612
+  _CHECKDUPLICATERESPONSE._serialized_end=1676
+  _ADDRAWAGENTDATAREQUEST._serialized_start=1678
+  _ADDRAWAGENTDATAREQUEST._serialized_end=1748
+  _ADDRAWAGENTDATARESPONSE._serialized_start=1750
+  _ADDRAWAGENTDATARESPONSE._serialized_end=1787
+  _GETAGENTDATAREQUEST._serialized_start=1789
+  _GETAGENTDATAREQUEST._serialized_end=1822
+  _GETAGENTDATARESPONSE._serialized_start=1824
+  _GETAGENTDATARESPONSE._serialized_end=1892
+  _LISTAGENTDATAREQUEST._serialized_start=1894
+  _LISTAGENTDATAREQUEST._serialized_end=2008
+  _LISTAGENTDATARESPONSE._serialized_start=2010
+  _LISTAGENTDATARESPONSE._serialized_end=2105
+  _CLEANUPEXPIREDITEMSREQUEST._serialized_start=2107
+  _CLEANUPEXPIREDITEMSREQUEST._serialized_end=2135
+  _CLEANUPEXPIREDITEMSRESPONSE._serialized_start=2137
+  _CLEANUPEXPIREDITEMSRESPONSE._serialized_end=2189
+  _HEALTHCHECKREQUEST._serialized_start=2191
+  _HEALTHCHECKREQUEST._serialized_end=2211
+  _HEALTHCHECKRESPONSE._serialized_start=2213
+  _HEALTHCHECKRESPONSE._serialized_end=2311
+  _LISTMEMORYITEMSREQUEST._serialized_start=2313
+  _LISTMEMORYITEMSREQUEST._serialized_end=2436
+  _LISTMEMORYITEMSRESPONSE._serialized_start=2438
+  _LISTMEMORYITEMSRESPONSE._serialized_end=2536
+  _GETMETRICSREQUEST._serialized_start=2538
+  _GETMETRICSREQUEST._serialized_end=2557
+  _GETMETRICSRESPONSE._serialized_start=2559
+  _GETMETRICSRESPONSE._serialized_end=2593
+  _MEMORYSERVICE._serialized_start=2596
+  _MEMORYSERVICE._serialized_end=4202
 # @@protoc_insertion_point(module_scope)
