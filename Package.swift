@@ -1,9 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layers, bottom to top (see README "Design notes"):
-//   C shims (one target per C library) -> MemoryCore (pure Swift) -> wrappers (MemoryWire, event loop,
-//   HTTP, sqlite) -> backends + server + client -> thin executables.
+// Layers, bottom to top (docs/architecture.md says what each may import):
+//   C shims (one target per C library)
+//   -> MemoryUtilities, MemoryPosix (no domain knowledge)
+//   -> MemoryDomain (model, errors, validation, store interface, config, backend registry; pure Swift)
+//   -> MemoryWire (frames, protobuf-c conversion)
+//   -> backends (MemorySQLite, MemoryFirestore), MemoryServer, MemoryClient
+//   -> thin executables (memoryd, memoryctl, memory-bench, memory-load).
 let package = Package(
     name: "memoryd",
     platforms: [.macOS(.v15)],
@@ -21,7 +25,8 @@ let package = Package(
     targets: [
         // C shims: only what Swift cannot import directly.
         .target(name: "CLibUV", linkerSettings: [.linkedLibrary("uv")]),
-        .target(name: "CMemoryProto", cSettings: [.unsafeFlags(["-w"])], linkerSettings: [.linkedLibrary("protobuf-c")]),
+        .target(
+            name: "CMemoryProto", cSettings: [.unsafeFlags(["-w"])], linkerSettings: [.linkedLibrary("protobuf-c")]),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .systemLibrary(name: "CSQLite3"),
         // The embedding index's SIMD inner loops (C vector extensions; plain -O2, no -march).
@@ -29,45 +34,90 @@ let package = Package(
         .systemLibrary(name: "CSystemd"),
         .systemLibrary(name: "CCrypto"),
 
-        // Pure Swift: model, errors, validation, the store interface, frame codec, config.
-        .target(name: "MemoryCore"),
-        // protobuf-c <-> MemoryCore conversion; the only module touching generated structs.
-        .target(name: "MemoryWire", dependencies: ["MemoryCore", "CMemoryProto"]),
-        // Backends behind MemoryCore.StoreBackend.
-        .target(name: "MemorySQLite", dependencies: ["MemoryCore", "CSQLite3", "CKernels", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "MemoryFirestore", dependencies: ["MemoryCore", "CCurl", "CCrypto", .product(name: "Logging", package: "swift-log")]),
+        // Small utilities with no C and no domain knowledge: JSON, TOML, SHA-256, time, text files.
+        .target(name: "MemoryUtilities"),
+        // POSIX calls Swift can make directly, behind one errno funnel: Unix sockets, EINTR retries.
+        .target(name: "MemoryPosix"),
+        // The domain: model, errors, validation (MemoryService), the store interface, configuration and
+        // the backend registry. Pure Swift.
+        .target(name: "MemoryDomain", dependencies: ["MemoryUtilities"]),
+        // The wire: frames and their length prefix, protobuf-c <-> domain conversion. The only module
+        // touching generated structs.
+        .target(name: "MemoryWire", dependencies: ["MemoryDomain", "MemoryUtilities", "CMemoryProto"]),
+        // Backends behind MemoryDomain.StoreBackend, each registering itself (see `registration`).
+        .target(
+            name: "MemorySQLite",
+            dependencies: [
+                "MemoryDomain", "MemoryUtilities", "CSQLite3", "CKernels",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "MemoryFirestore",
+            dependencies: [
+                "MemoryDomain", "MemoryUtilities", "CCurl", "CCrypto", .product(name: "Logging", package: "swift-log"),
+            ]),
         // The daemon: libuv loop, connections, worker pool, systemd integration.
-        .target(name: "MemoryServer", dependencies: [
-            "MemoryCore", "MemoryWire", "CLibUV", "CSystemd", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "MemoryServer",
+            dependencies: [
+                "MemoryDomain", "MemoryUtilities", "MemoryWire", "MemoryPosix", "CLibUV", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The Swift client library (tests, memoryctl, memory-bench).
-        .target(name: "MemoryClient", dependencies: ["MemoryCore", "MemoryWire"]),
+        .target(name: "MemoryClient", dependencies: ["MemoryDomain", "MemoryUtilities", "MemoryWire", "MemoryPosix"]),
 
-        .executableTarget(name: "memoryd", dependencies: [
-            "MemoryServer", "MemorySQLite", "MemoryFirestore",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
-        .executableTarget(name: "memoryctl", dependencies: [
-            "MemoryClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "memory-bench", dependencies: [
-            "MemoryClient", "MemoryCore", "MemoryWire", "MemorySQLite",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "memoryd",
+            dependencies: [
+                "MemoryServer", "MemoryDomain", "MemoryUtilities", "MemorySQLite", "MemoryFirestore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "memoryctl",
+            dependencies: [
+                "MemoryClient", "MemoryDomain", "MemoryUtilities",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "memory-bench",
+            dependencies: [
+                "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryWire", "MemoryPosix", "MemorySQLite",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
 
         // Load generator for reliability tests (scripts/load-test, LoadTests).
-        .executableTarget(name: "memory-load", dependencies: [
-            "MemoryClient", "MemoryCore", "MemoryWire", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "memory-load",
+            dependencies: [
+                "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
-        .target(name: "MemoryTestSupport", dependencies: ["MemoryClient", "MemoryCore"], path: "Tests/MemoryTestSupport"),
-        .testTarget(name: "MemoryCoreTests", dependencies: ["MemoryCore"]),
-        .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryCore"]),
-        .testTarget(name: "MemorySQLiteTests", dependencies: ["MemorySQLite", "MemoryCore", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "MemoryFirestoreTests", dependencies: ["MemoryFirestore", "MemoryCore", "MemoryTestSupport", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "MemoryctlTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryCore", "MemoryWire"]),
+        .target(
+            name: "MemoryTestSupport",
+            dependencies: ["MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryPosix"],
+            path: "Tests/MemoryTestSupport"),
+        .testTarget(name: "MemoryUtilitiesTests", dependencies: ["MemoryUtilities"]),
+        .testTarget(name: "MemoryDomainTests", dependencies: ["MemoryDomain", "MemoryUtilities"]),
+        .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryDomain", "MemoryUtilities"]),
+        .testTarget(
+            name: "MemorySQLiteTests",
+            dependencies: [
+                "MemorySQLite", "MemoryDomain", "MemoryUtilities", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "MemoryFirestoreTests",
+            dependencies: [
+                "MemoryFirestore", "MemoryDomain", "MemoryUtilities", "MemoryTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "MemoryctlTests",
+            dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryWire"]),
     ]
 )

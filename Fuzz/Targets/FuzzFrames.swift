@@ -4,7 +4,6 @@
 // limit; the rest is the stream. Oracles besides "no crash, no ASan report":
 //   - the frames (and the failure) do not depend on how the stream was cut;
 //   - a decoded frame re-encodes to bytes that decode to the same frame.
-import MemoryCore
 import MemoryWire
 
 private struct Outcome: Equatable {

@@ -4,14 +4,18 @@
 // MemoryService.handle on a store that stores nothing (so every validation and normalization path runs),
 // and is re-encoded: the result must decode to the same request. A request the service accepted must
 // also satisfy the limits the service promises its store.
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import MemoryWire
 
 /// A store that accepts everything and remembers nothing: the service's checks are what is fuzzed.
 private final class NullStore: StoreConnection {
     var lastItems: [MemoryItem] = []
-    func addMemoryItem(_ item: MemoryItem, upsert: Bool, context: CallContext) throws(MemoryError) { lastItems = [item] }
-    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?] {
+    func addMemoryItem(_ item: MemoryItem, upsert: Bool, context: CallContext) throws(MemoryError) {
+        lastItems = [item]
+    }
+    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?]
+    {
         lastItems = items
         return items.map { _ in nil }
     }
@@ -22,14 +26,20 @@ private final class NullStore: StoreConnection {
         return Page(items: [])
     }
     func semanticSearch(_ query: SearchQuery, context: CallContext) throws(MemoryError) -> [ScoredItem] {
-        check(query.embedding.count == 8 && query.embedding.allSatisfy(\.isFinite), "bad query embedding passed validation")
+        check(
+            query.embedding.count == 8 && query.embedding.allSatisfy(\.isFinite),
+            "bad query embedding passed validation")
         check((1...1000).contains(query.topK), "top_k \(query.topK) passed validation")
         return []
     }
-    func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String? { nil }
+    func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String? {
+        nil
+    }
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError) {}
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData { throw .notFound("none") }
-    func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> { Page(items: []) }
+    func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
+        Page(items: [])
+    }
     func cleanupExpired(context: CallContext) throws(MemoryError) -> UInt64 { 0 }
     func health(context: CallContext) -> BackendHealth { BackendHealth(status: .healthy, details: [:]) }
     func close() {}
@@ -43,8 +53,9 @@ nonisolated(unsafe) private let service = MemoryService(
 private func checkStored(_ item: MemoryItem) {
     check(Validation.isValidID(item.id), "invalid id \(item.id) passed validation")
     check(!item.userID.isEmpty && item.userID.utf8.count <= 256, "bad user_id passed validation")
-    check(item.embedding.isEmpty || (item.embedding.count == 8 && item.embedding.allSatisfy(\.isFinite)),
-                 "bad embedding passed validation")
+    check(
+        item.embedding.isEmpty || (item.embedding.count == 8 && item.embedding.allSatisfy(\.isFinite)),
+        "bad embedding passed validation")
     check(item.textContent.utf8.count <= 512 * 1024, "oversized text passed validation")
     check(item.metadata["content_hash"]?.stringValue == SHA256.hexDigest(item.textContent), "content_hash not set")
     check(item.timestamp?.isValid == true, "timestamp not set")
@@ -70,7 +81,9 @@ public func fuzzRequests(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // still say equal when both share storage, so look at the text instead).
     if !"\(request)".contains("nan") {
         let again = try? PayloadCodec.decodeRequest(method, PayloadCodec.encodeRequest(request))
-        check(again == request, "re-encoded \(method) request decodes differently: \(request) vs \(String(describing: again))")
+        check(
+            again == request,
+            "re-encoded \(method) request decodes differently: \(request) vs \(String(describing: again))")
     }
 
     // The service's validation and normalization, with a store that keeps nothing.

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryPosix
 import MemoryWire
 
 #if canImport(Glibc)
@@ -28,8 +29,9 @@ public final class ClientConnection {
             fd = connected
         case .failure(let e):
             // EACCES: the socket's (or its directory's) permissions keep this user out.
-            throw .call(e.errno == EACCES ? .permissionDenied : .unavailable,
-                        "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e.errno)))")
+            throw .call(
+                e.errno == EACCES ? .permissionDenied : .unavailable,
+                "cannot connect to memoryd at \(socketPath): \(String(cString: strerror(e.errno)))")
         }
     }
 
@@ -50,7 +52,9 @@ public final class ClientConnection {
     public func writeRaw(_ bytes: [UInt8]) throws(MemoryError) {
         var off = 0
         while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .call(.unavailable, "write to memoryd failed: \(String(cString: strerror(errno)))")
@@ -78,9 +82,10 @@ public final class ClientConnection {
         if g.code != .unavailable && g.code != .ok {
             return .call(g.code, "memoryd closed the connection: \(g.message)")
         }
-        return MemoryError(code: .unavailable, type: .unspecified,
-                           message: "memoryd is going away (\(g.message)); call \(callID) was not processed and is safe to retry",
-                           details: ["retryable": "true"])
+        return MemoryError(
+            code: .unavailable, type: .unspecified,
+            message: "memoryd is going away (\(g.message)); call \(callID) was not processed and is safe to retry",
+            details: ["retryable": "true"])
     }
 
     /// Reads the next frame. `timeoutMs` nil waits forever. Throws UNAVAILABLE when the server closed.
@@ -102,7 +107,9 @@ public final class ClientConnection {
         readStart = 0
         readEnd = 0
         while true {
-            guard try waitReadable(timeoutMs) else { throw .call(.deadlineExceeded, "server did not close within \(timeoutMs) ms") }
+            guard try waitReadable(timeoutMs) else {
+                throw .call(.deadlineExceeded, "server did not close within \(timeoutMs) ms")
+            }
             let n = readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { return out }
@@ -133,8 +140,10 @@ public final class ClientConnection {
                 if n < 0 { throw .call(.unavailable, "read from memoryd failed: \(String(cString: strerror(errno)))") }
                 if n == 0 {
                     isClosed = true
-                    throw .call(.unavailable, goAway.map { "memoryd closed the connection after GoAway: \($0.message)" }
-                        ?? "memoryd closed the connection")
+                    throw .call(
+                        .unavailable,
+                        goAway.map { "memoryd closed the connection after GoAway: \($0.message)" }
+                            ?? "memoryd closed the connection")
                 }
                 readStart = 0
                 readEnd = n
@@ -150,14 +159,18 @@ public final class ClientConnection {
 
     /// Sends a request and returns its id without waiting.
     @discardableResult
-    public func start(_ request: MethodRequest, timeoutMs: UInt64 = 0, id: UInt64? = nil) throws(MemoryError) -> UInt64 {
+    public func start(_ request: MethodRequest, timeoutMs: UInt64 = 0, id: UInt64? = nil) throws(MemoryError) -> UInt64
+    {
         if let field = request.fieldWithNUL {
             throw .validation("\(field) contains a NUL byte, which the protocol cannot carry")
         }
         let callID = id ?? nextID
         nextID = max(nextID, callID) + 1
-        try send(.request(RequestFrame(id: callID, method: request.method.path, timeoutMs: timeoutMs,
-                                       payload: PayloadCodec.encodeRequest(request))))
+        try send(
+            .request(
+                RequestFrame(
+                    id: callID, method: request.method.path, timeoutMs: timeoutMs,
+                    payload: PayloadCodec.encodeRequest(request))))
         return callID
     }
 

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import MemoryWire
 
 /// The typed client of memoryd: one method per RPC of SPEC §5. Failures are `MemoryError`s with the
@@ -28,7 +29,9 @@ public final class MemoryClient {
         return (v, u)
     }
 
-    public func addMemoryItem(_ item: MemoryItem, upsert: Bool = false, rejectDuplicateContent: Bool = false) throws(MemoryError) -> String {
+    public func addMemoryItem(_ item: MemoryItem, upsert: Bool = false, rejectDuplicateContent: Bool = false)
+        throws(MemoryError) -> String
+    {
         let r = try call(.addMemoryItem(item: item, upsert: upsert, rejectDuplicateContent: rejectDuplicateContent))
         guard case .addMemoryItem(let id) = r else { throw unexpected(r) }
         return id

@@ -1,8 +1,10 @@
+import MemoryDomain
+import MemoryUtilities
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MemoryCore
-import Synchronization
 
 /// Where access tokens come from, and the token cache shared by all connections of a backend.
 ///
@@ -32,14 +34,18 @@ final class TokenSource: Sendable {
     /// what is wrong with it, so a bad key stops the daemon at start.
     static func serviceAccount(path: String) throws(MemoryError) -> TokenSource {
         guard let text = TextFile.read(path) else {
-            throw .connection("firestore.credentials_path \(Validation.show(path)) cannot be read: \(String(cString: strerror(errno)))")
+            throw .connection(
+                "firestore.credentials_path \(Validation.show(path)) cannot be read: \(String(cString: strerror(errno)))"
+            )
         }
         let key: JSONValue
         do { key = try JSONValue.parse(text) } catch {
             throw .connection("firestore.credentials_path \(Validation.show(path)) is not JSON: \(error)")
         }
         guard let email = key["client_email"]?.stringValue, let pem = key["private_key"]?.stringValue else {
-            throw .connection("firestore.credentials_path \(Validation.show(path)) is not a service-account key (no client_email/private_key)")
+            throw .connection(
+                "firestore.credentials_path \(Validation.show(path)) is not a service-account key (no client_email/private_key)"
+            )
         }
         let tokenURI = key["token_uri"]?.stringValue ?? "https://oauth2.googleapis.com/token"
         do {
@@ -78,11 +84,13 @@ final class TokenSource: Sendable {
             case .serviceAccount(let email, let tokenURI, let signer):
                 let assertion = try jwt(email: email, audience: tokenURI, signer: signer)
                 let body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=\(assertion)"
-                response = try http.request(.post, url: tokenURI, headers: ["Content-Type: application/x-www-form-urlencoded"],
-                                            body: Array(body.utf8), timeoutMs: timeoutMs)
+                response = try http.request(
+                    .post, url: tokenURI, headers: ["Content-Type: application/x-www-form-urlencoded"],
+                    body: Array(body.utf8), timeoutMs: timeoutMs)
             case .metadataServer(let url):
-                response = try http.request(.get, url: url + "/computeMetadata/v1/instance/service-accounts/default/token",
-                                            headers: ["Metadata-Flavor: Google"], timeoutMs: timeoutMs)
+                response = try http.request(
+                    .get, url: url + "/computeMetadata/v1/instance/service-accounts/default/token",
+                    headers: ["Metadata-Flavor: Google"], timeoutMs: timeoutMs)
             }
         } catch let error as CurlError {
             throw .connection("auth to backend failed: token endpoint unreachable: \(error)", operation: op)
@@ -93,9 +101,12 @@ final class TokenSource: Sendable {
         }
         guard response.status == 200 else {
             let text = String(decoding: response.body.prefix(300), as: UTF8.self)
-            throw .connection("auth to backend failed: token endpoint answered HTTP \(response.status): \(text)", operation: op)
+            throw .connection(
+                "auth to backend failed: token endpoint answered HTTP \(response.status): \(text)", operation: op)
         }
-        guard let json = try? JSONValue.parse(bytes: response.body), let token = json["access_token"]?.stringValue, !token.isEmpty else {
+        guard let json = try? JSONValue.parse(bytes: response.body), let token = json["access_token"]?.stringValue,
+            !token.isEmpty
+        else {
             throw .connection("auth to backend failed: token endpoint answered without access_token", operation: op)
         }
         return (token, json["expires_in"]?.numberValue ?? 3600)
@@ -109,9 +120,9 @@ final class TokenSource: Sendable {
             "iss": .string(email), "sub": .string(email), "aud": .string(audience), "scope": .string(Self.scope),
             "iat": .number(now), "exp": .number(now + 3600),
         ])
-        let signingInput = Base64URL.encode(Array(header.serialized().utf8)) + "." + Base64URL.encode(Array(claims.serialized().utf8))
+        let signingInput =
+            Base64URL.encode(Array(header.serialized().utf8)) + "." + Base64URL.encode(Array(claims.serialized().utf8))
         let signature = try signer.signRS256(Array(signingInput.utf8))
         return signingInput + "." + Base64URL.encode(signature)
     }
 }
-

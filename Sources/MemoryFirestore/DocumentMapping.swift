@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// Firestore REST `Value`s (`{"stringValue": ...}`, `{"mapValue": {"fields": ...}}`, ...) and the documents of
 /// SPEC §9, built and read as `JSONValue`.
@@ -48,21 +49,26 @@ enum FirestoreValue {
 
     static func string(_ s: String) -> JSONValue { .object(["stringValue": .string(s)]) }
     static func timestamp(_ t: Timestamp) -> JSONValue { .object(["timestampValue": .string(t.rfc3339)]) }
-    static func map(_ fields: [String: JSONValue]) -> JSONValue { .object(["mapValue": .object(["fields": .object(fields)])]) }
+    static func map(_ fields: [String: JSONValue]) -> JSONValue {
+        .object(["mapValue": .object(["fields": .object(fields)])])
+    }
     static func reference(_ name: String) -> JSONValue { .object(["referenceValue": .string(name)]) }
 
     /// A Firestore vector value (SPEC §9): a map with `__type__: "__vector__"` and the values as doubles.
     static func vector(_ values: [Float]) -> JSONValue {
         map([
             "__type__": string("__vector__"),
-            "value": .object(["arrayValue": .object(["values": .array(values.map { .object(["doubleValue": .number(Double($0))]) })])]),
+            "value": .object([
+                "arrayValue": .object(["values": .array(values.map { .object(["doubleValue": .number(Double($0))]) })])
+            ]),
         ])
     }
 
     /// The floats of a vector value (or of a plain array of numbers), nil for anything else.
     static func decodeVector(_ v: JSONValue) -> [Float]? {
         guard let fields = v["mapValue"]?["fields"], fields["__type__"]?["stringValue"]?.stringValue == "__vector__",
-              let values = fields["value"]?["arrayValue"]?["values"]?.arrayValue ?? (fields["value"]?["arrayValue"] != nil ? [] : nil)
+            let values = fields["value"]?["arrayValue"]?["values"]?.arrayValue
+                ?? (fields["value"]?["arrayValue"] != nil ? [] : nil)
         else { return nil }
         var out: [Float] = []
         out.reserveCapacity(values.count)
@@ -165,9 +171,11 @@ enum DocumentMapping {
     /// A field path for queries: each segment bare when it is a simple name, else back-quoted.
     static func fieldPath(_ segments: [String]) -> String {
         segments.map { s in
-            let simple = !s.isEmpty && s.utf8.allSatisfy { c in
-                (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F
-            } && !(s.utf8.first! >= 0x30 && s.utf8.first! <= 0x39)
+            let simple =
+                !s.isEmpty
+                && s.utf8.allSatisfy { c in
+                    (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x5F
+                } && !(s.utf8.first! >= 0x30 && s.utf8.first! <= 0x39)
             if simple { return s }
             return "`" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "`", with: "\\`") + "`"
         }.joined(separator: ".")

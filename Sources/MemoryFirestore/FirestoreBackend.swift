@@ -1,5 +1,6 @@
 import Logging
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// The Firestore backend (SPEC §9): REST v1 over libcurl, one kept-alive HTTP connection per worker, a token
 /// cache and a circuit breaker shared by all of them.
@@ -18,12 +19,18 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
         guard !config.projectID.isEmpty else {
             throw .connection("firestore.project_id is empty: set it, GOOGLE_CLOUD_PROJECT or --project-id")
         }
-        guard config.poolSize >= 1 else { throw .connection("firestore.connection_pool_size is \(config.poolSize); it must be at least 1") }
-        guard config.batchSize >= 1 else { throw .connection("firestore.batch_size is \(config.batchSize); it must be at least 1") }
+        guard config.poolSize >= 1 else {
+            throw .connection("firestore.connection_pool_size is \(config.poolSize); it must be at least 1")
+        }
+        guard config.batchSize >= 1 else {
+            throw .connection("firestore.batch_size is \(config.batchSize); it must be at least 1")
+        }
         guard config.requestTimeoutMs >= 1 else {
             throw .connection("firestore.request_timeout_ms is \(config.requestTimeoutMs); it must be at least 1")
         }
-        guard config.maxRetries >= 0 else { throw .connection("firestore.max_retries is \(config.maxRetries); it must not be negative") }
+        guard config.maxRetries >= 0 else {
+            throw .connection("firestore.max_retries is \(config.maxRetries); it must not be negative")
+        }
         let tokens: TokenSource
         if let emulator = config.emulatorHost, !emulator.isEmpty {
             tokens = TokenSource(kind: .emulator)
@@ -38,10 +45,13 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.shared = FirestoreShared(config: config, tokens: tokens)
-        logger.debug("firestore backend configured", metadata: [
-            "firestore.project": .string(config.projectID), "firestore.database": .string(config.database),
-            "firestore.emulator": .string(config.emulatorHost ?? ""), "firestore.collection": .string(config.memoryCollection),
-        ])
+        logger.debug(
+            "firestore backend configured",
+            metadata: [
+                "firestore.project": .string(config.projectID), "firestore.database": .string(config.database),
+                "firestore.emulator": .string(config.emulatorHost ?? ""),
+                "firestore.collection": .string(config.memoryCollection),
+            ])
     }
 
     public func makeConnection() throws(MemoryError) -> StoreConnection {

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 extension FirestoreConnection {
     func runQuery(_ body: JSONValue, context: CallContext) throws(MemoryError) -> [JSONValue] {
@@ -17,11 +18,18 @@ extension FirestoreConnection {
     /// Expired documents still stored (TTL deletes lazily) are skipped client-side; the loop keeps reading
     /// until it holds `limit + 1` live rows or the data ends, so expired rows never shorten a page, and the
     /// extra row tells whether there is a next page.
-    func livePage(collection: String, filters: [JSONValue], limit: Int, cursor: PageCursor?,
-                  context: CallContext) throws(MemoryError) -> (docs: [JSONValue], next: PageCursor?) {
-        let order = [StructuredQuery.order("timestamp", descending: true), StructuredQuery.order("__name__", descending: true)]
+    func livePage(
+        collection: String, filters: [JSONValue], limit: Int, cursor: PageCursor?,
+        context: CallContext
+    ) throws(MemoryError) -> (docs: [JSONValue], next: PageCursor?) {
+        let order = [
+            StructuredQuery.order("timestamp", descending: true), StructuredQuery.order("__name__", descending: true),
+        ]
         var startAfter: [JSONValue]? = cursor.map {
-            [FirestoreValue.timestamp($0.timestamp), FirestoreValue.reference(shared.documentName(collection: collection, id: $0.id))]
+            [
+                FirestoreValue.timestamp($0.timestamp),
+                FirestoreValue.reference(shared.documentName(collection: collection, id: $0.id)),
+            ]
         }
         let want = limit + 1
         var live: [JSONValue] = []
@@ -29,26 +37,32 @@ extension FirestoreConnection {
         while live.count < want {
             // First round: exactly what is needed; later rounds (expired rows met) read ahead more.
             let fetch = min(1000, round == 0 ? want : max(want - live.count, 50 << min(round, 4)))
-            let docs = try runQuery(StructuredQuery.query(collection: collection, filters: filters, orderBy: order,
-                                                          startAfter: startAfter, limit: fetch), context: context)
+            let docs = try runQuery(
+                StructuredQuery.query(
+                    collection: collection, filters: filters, orderBy: order,
+                    startAfter: startAfter, limit: fetch), context: context)
             live += docs.filter { !Self.isExpired($0, context.now) }
             guard docs.count == fetch, let last = docs.last, let name = last["name"]?.stringValue,
-                  let ts = last["fields"]?["timestamp"] else { break }
+                let ts = last["fields"]?["timestamp"]
+            else { break }
             startAfter = [ts, FirestoreValue.reference(name)]
             round += 1
         }
         let page = Array(live.prefix(limit))
         var next: PageCursor?
         if live.count > limit, let last = page.last, let name = last["name"]?.stringValue,
-           let ts = FirestoreValue.readTimestamp(last["fields"]?["timestamp"]) {
+            let ts = FirestoreValue.readTimestamp(last["fields"]?["timestamp"])
+        {
             next = PageCursor(timestamp: ts, id: DocumentMapping.documentID(name))
         }
         return (page, next)
     }
 
     func conversationHistory(_ query: HistoryQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
-        var filters = [StructuredQuery.equal("user_id", .string(query.userID)),
-                       StructuredQuery.equal("item_type", .string(query.itemType))]
+        var filters = [
+            StructuredQuery.equal("user_id", .string(query.userID)),
+            StructuredQuery.equal("item_type", .string(query.itemType)),
+        ]
         if !query.sessionID.isEmpty { filters.append(StructuredQuery.equal("session_id", .string(query.sessionID))) }
         for (key, value) in query.filters.sorted(by: { $0.key < $1.key }) {
             let path: String
@@ -59,16 +73,18 @@ extension FirestoreConnection {
             }
             filters.append(StructuredQuery.equal(path, value))
         }
-        let (docs, next) = try livePage(collection: config.memoryCollection, filters: filters, limit: query.limit,
-                                        cursor: query.cursor, context: context)
+        let (docs, next) = try livePage(
+            collection: config.memoryCollection, filters: filters, limit: query.limit,
+            cursor: query.cursor, context: context)
         return Page(items: docs.map(DocumentMapping.item(from:)), nextPageToken: next?.token ?? "")
     }
 
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
         var filters = [StructuredQuery.equal("agent_id", .string(query.agentID))]
         if !query.dataType.isEmpty { filters.append(StructuredQuery.equal("data_type", .string(query.dataType))) }
-        let (docs, next) = try livePage(collection: config.agentCollection, filters: filters, limit: query.limit,
-                                        cursor: query.cursor, context: context)
+        let (docs, next) = try livePage(
+            collection: config.agentCollection, filters: filters, limit: query.limit,
+            cursor: query.cursor, context: context)
         return Page(items: docs.map(DocumentMapping.agentData(from:)), nextPageToken: next?.token ?? "")
     }
 
@@ -87,14 +103,18 @@ extension FirestoreConnection {
         var limit = min(1000, query.topK + max(8, query.topK / 4))
         var results: [ScoredItem] = []
         while true {
-            let body = StructuredQuery.nearest(collection: config.memoryCollection, filters: filters, vector: query.embedding,
-                                               measure: query.measure, limit: limit, distanceThreshold: threshold)
+            let body = StructuredQuery.nearest(
+                collection: config.memoryCollection, filters: filters, vector: query.embedding,
+                measure: query.measure, limit: limit, distanceThreshold: threshold)
             let docs = try runQuery(body, context: context)
             results = []
             for doc in docs where !Self.isExpired(doc, context.now) {
-                guard let d = doc["fields"]?[DocumentMapping.distanceField].flatMap({ v in
-                    v["doubleValue"].flatMap(FirestoreValue.double) ?? v["integerValue"]?.stringValue.flatMap(Double.init)
-                }) else { continue }
+                guard
+                    let d = doc["fields"]?[DocumentMapping.distanceField].flatMap({ v in
+                        v["doubleValue"].flatMap(FirestoreValue.double)
+                            ?? v["integerValue"]?.stringValue.flatMap(Double.init)
+                    })
+                else { continue }
                 let score = VectorScore.score(distance: d, measure: query.measure)
                 if let minScore = query.minScore, score < minScore { continue }
                 results.append(ScoredItem(item: DocumentMapping.item(from: doc), score: score))
@@ -107,14 +127,18 @@ extension FirestoreConnection {
     }
 
     func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String? {
-        let filters = [StructuredQuery.equal("user_id", .string(userID)),
-                       StructuredQuery.equal("metadata.content_hash", .string(contentHash))]
+        let filters = [
+            StructuredQuery.equal("user_id", .string(userID)),
+            StructuredQuery.equal("metadata.content_hash", .string(contentHash)),
+        ]
         var startAfter: [JSONValue]?
         let fetch = 20
         while true {
-            let docs = try runQuery(StructuredQuery.query(collection: config.memoryCollection, filters: filters,
-                                                          orderBy: [StructuredQuery.order("__name__", descending: false)],
-                                                          startAfter: startAfter, limit: fetch), context: context)
+            let docs = try runQuery(
+                StructuredQuery.query(
+                    collection: config.memoryCollection, filters: filters,
+                    orderBy: [StructuredQuery.order("__name__", descending: false)],
+                    startAfter: startAfter, limit: fetch), context: context)
             if let live = docs.first(where: { !Self.isExpired($0, context.now) }) {
                 return DocumentMapping.item(from: live).id
             }
@@ -129,10 +153,13 @@ extension FirestoreConnection {
     /// fail the whole batch, while AddMemoryItems promises a result per item. batchWrite applies each write
     /// independently and answers one status per write. Requests hold at most `batchSize` writes and stay
     /// under 9 MiB (Firestore refuses requests over 10 MiB).
-    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?] {
+    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?]
+    {
         var results = [MemoryError?](repeating: nil, count: items.count)
         let writes = items.map { item in
-            Self.updateWrite(name: itemName(item.id), fields: DocumentMapping.fields(of: item), precondition: upsert ? nil : Self.mustNotExist)
+            Self.updateWrite(
+                name: itemName(item.id), fields: DocumentMapping.fields(of: item),
+                precondition: upsert ? nil : Self.mustNotExist)
         }
         for chunk in chunks(writes) {
             let (statuses, retried) = try batchWrite(chunk.map { writes[$0] }, context: context)
@@ -149,13 +176,15 @@ extension FirestoreConnection {
             // An existing id is a duplicate unless it expired (free again) or holds exactly this item (our own
             // write from an attempt that was retried): settle those one by one.
             if conflicts.isEmpty { continue }
-            let existing = try fetchMany(conflicts.map { itemName(items[$0].id) }, operation: "firestore.batchGet", context: context)
+            let existing = try fetchMany(
+                conflicts.map { itemName(items[$0].id) }, operation: "firestore.batchGet", context: context)
             for i in conflicts {
                 let stored = (existing[itemName(items[i].id)] ?? nil).map(DocumentMapping.item(from:))
                 if retried, stored == items[i] { continue }
                 if let stored, !stored.isExpired(at: context.now) {
-                    results[i] = MemoryError(.duplicate, "memory item id \(Validation.show(items[i].id)) already exists",
-                                             operation: "firestore.batchWrite")
+                    results[i] = MemoryError(
+                        .duplicate, "memory item id \(Validation.show(items[i].id)) already exists",
+                        operation: "firestore.batchWrite")
                     continue
                 }
                 do throws(MemoryError) {
@@ -191,7 +220,9 @@ extension FirestoreConnection {
     /// `documents:batchWrite`: one status per write (nil = applied). Writes answered with a transient status
     /// are sent again, with backoff, within the retry budget and the deadline.
     /// `retried` tells that some write was sent more than once (so it may have been applied before).
-    func batchWrite(_ writes: [JSONValue], context: CallContext) throws(MemoryError) -> (statuses: [FirestoreStatus?], retried: Bool) {
+    func batchWrite(_ writes: [JSONValue], context: CallContext) throws(MemoryError) -> (
+        statuses: [FirestoreStatus?], retried: Bool
+    ) {
         var statuses = [FirestoreStatus?](repeating: nil, count: writes.count)
         var retried = false
         var pending = Array(writes.indices)
@@ -210,13 +241,17 @@ extension FirestoreConnection {
             for (k, i) in pending.enumerated() {
                 let s = k < answers.count ? answers[k] : .object([:])
                 let code = Int(s["code"]?.numberValue ?? 0)
-                if code == 0 { statuses[i] = nil; continue }
+                if code == 0 {
+                    statuses[i] = nil
+                    continue
+                }
                 let status = FirestoreStatus(rpcCode: code, message: s["message"]?.stringValue ?? "")
                 statuses[i] = status
                 if status.isRetryable { again.append(i) }
             }
             let delay = policy.delayMs(attempt: attempt)
-            guard !again.isEmpty, attempt < policy.maxRetries, Double(context.deadline.remainingMilliseconds) > delay else { break }
+            guard !again.isEmpty, attempt < policy.maxRetries, Double(context.deadline.remainingMilliseconds) > delay
+            else { break }
             shared.retries.add(1, ordering: .relaxed)
             sleepMilliseconds(delay)
             attempt += 1
@@ -232,11 +267,15 @@ extension FirestoreConnection {
     func cleanupExpired(context: CallContext) throws(MemoryError) -> UInt64 {
         var deleted: UInt64 = 0
         for collection in [config.memoryCollection, config.agentCollection] {
-            let filters = [StructuredQuery.compare("expiration", "LESS_THAN_OR_EQUAL", FirestoreValue.timestamp(context.now))]
+            let filters = [
+                StructuredQuery.compare("expiration", "LESS_THAN_OR_EQUAL", FirestoreValue.timestamp(context.now))
+            ]
             let limit = max(1, min(config.batchSize, 1000))
             while true {
-                let docs = try runQuery(StructuredQuery.query(collection: collection, filters: filters, limit: limit,
-                                                              selectNameOnly: true), context: context)
+                let docs = try runQuery(
+                    StructuredQuery.query(
+                        collection: collection, filters: filters, limit: limit,
+                        selectNameOnly: true), context: context)
                 let writes: [JSONValue] = docs.compactMap { doc in
                     guard let name = doc["name"]?.stringValue else { return nil }
                     var w: [String: JSONValue] = ["delete": .string(name)]

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// One worker's connection to Firestore: one kept-alive HTTP connection, the SPEC methods on top of it.
 final class FirestoreConnection: StoreConnection {
@@ -34,7 +35,9 @@ final class FirestoreConnection: StoreConnection {
 
     /// Documents by name through `documents:batchGet` (names travel in the body, so ids never need URL
     /// escaping); missing ones map to nil.
-    func fetchMany(_ names: [String], operation: String, context: CallContext) throws(MemoryError) -> [String: JSONValue?] {
+    func fetchMany(_ names: [String], operation: String, context: CallContext) throws(MemoryError) -> [String:
+        JSONValue?]
+    {
         let body = JSONValue.object(["documents": .array(names.map { .string($0) })])
         switch try rest.call("batchGet", body: body, context: context) {
         case .failed(let status): throw status.error(operation)
@@ -75,12 +78,17 @@ final class FirestoreConnection: StoreConnection {
     ///
     /// An existing document blocks the create unless it has expired (it is invisible, so the id is free) or
     /// it is what this very call wrote on an earlier attempt (a retried create meeting its own write).
-    func create(name: String, fields: [String: JSONValue], upsert: Bool, kind: String, id: String,
-                isExpired: (JSONValue) -> Bool, sameContent: (JSONValue) -> Bool, context: CallContext) throws(MemoryError) {
+    func create(
+        name: String, fields: [String: JSONValue], upsert: Bool, kind: String, id: String,
+        isExpired: (JSONValue) -> Bool, sameContent: (JSONValue) -> Bool, context: CallContext
+    ) throws(MemoryError) {
         let operation = "firestore.commit"
         var precondition: JSONValue? = upsert ? nil : Self.mustNotExist
         for _ in 0..<3 {
-            guard let status = try commit([Self.updateWrite(name: name, fields: fields, precondition: precondition)], context: context) else {
+            guard
+                let status = try commit(
+                    [Self.updateWrite(name: name, fields: fields, precondition: precondition)], context: context)
+            else {
                 return
             }
             let retried = rest.lastCallRetried
@@ -93,14 +101,16 @@ final class FirestoreConnection: StoreConnection {
                 }
                 if retried && sameContent(existing) { return }
                 guard isExpired(existing), let unchanged = Self.unchangedSince(existing) else {
-                    throw MemoryError(.duplicate, "\(kind) id \(Validation.show(id)) already exists", operation: operation)
+                    throw MemoryError(
+                        .duplicate, "\(kind) id \(Validation.show(id)) already exists", operation: operation)
                 }
                 precondition = unchanged
             default:
                 throw status.error(operation)
             }
         }
-        throw MemoryError(.duplicate, "\(kind) id \(Validation.show(id)) is being written concurrently", operation: operation)
+        throw MemoryError(
+            .duplicate, "\(kind) id \(Validation.show(id)) is being written concurrently", operation: operation)
     }
 
     /// Deletes an unexpired document; NotFound when it is missing or expired.
@@ -108,7 +118,8 @@ final class FirestoreConnection: StoreConnection {
         let operation = "firestore.commit"
         for _ in 0..<3 {
             guard let doc = try fetch(name, operation: operation, context: context),
-                  !(DocumentMapping.expiration(of: doc).map { $0 <= context.now } ?? false) else {
+                !(DocumentMapping.expiration(of: doc).map { $0 <= context.now } ?? false)
+            else {
                 throw .notFound("\(kind) \(Validation.show(id)) does not exist")
             }
             var write: [String: JSONValue] = ["delete": .string(name)]
@@ -127,9 +138,11 @@ final class FirestoreConnection: StoreConnection {
     // MARK: - StoreConnection: items
 
     func addMemoryItem(_ item: MemoryItem, upsert: Bool, context: CallContext) throws(MemoryError) {
-        try create(name: itemName(item.id), fields: DocumentMapping.fields(of: item), upsert: upsert, kind: "memory item", id: item.id,
-                   isExpired: { DocumentMapping.item(from: $0).isExpired(at: context.now) },
-                   sameContent: { DocumentMapping.item(from: $0) == item }, context: context)
+        try create(
+            name: itemName(item.id), fields: DocumentMapping.fields(of: item), upsert: upsert, kind: "memory item",
+            id: item.id,
+            isExpired: { DocumentMapping.item(from: $0).isExpired(at: context.now) },
+            sameContent: { DocumentMapping.item(from: $0) == item }, context: context)
     }
 
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem {
@@ -137,7 +150,9 @@ final class FirestoreConnection: StoreConnection {
             throw .notFound("memory item \(Validation.show(id)) does not exist")
         }
         let item = DocumentMapping.item(from: doc)
-        guard !item.isExpired(at: context.now) else { throw .notFound("memory item \(Validation.show(id)) does not exist (expired)") }
+        guard !item.isExpired(at: context.now) else {
+            throw .notFound("memory item \(Validation.show(id)) does not exist (expired)")
+        }
         return item
     }
 
@@ -148,9 +163,11 @@ final class FirestoreConnection: StoreConnection {
     // MARK: - StoreConnection: agent data
 
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError) {
-        try create(name: agentName(data.id), fields: DocumentMapping.fields(of: data), upsert: false, kind: "agent data", id: data.id,
-                   isExpired: { DocumentMapping.agentData(from: $0).isExpired(at: context.now) },
-                   sameContent: { DocumentMapping.agentData(from: $0) == data }, context: context)
+        try create(
+            name: agentName(data.id), fields: DocumentMapping.fields(of: data), upsert: false, kind: "agent data",
+            id: data.id,
+            isExpired: { DocumentMapping.agentData(from: $0).isExpired(at: context.now) },
+            sameContent: { DocumentMapping.agentData(from: $0) == data }, context: context)
     }
 
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData {
@@ -158,7 +175,9 @@ final class FirestoreConnection: StoreConnection {
             throw .notFound("agent data \(Validation.show(id)) does not exist")
         }
         let data = DocumentMapping.agentData(from: doc)
-        guard !data.isExpired(at: context.now) else { throw .notFound("agent data \(Validation.show(id)) does not exist (expired)") }
+        guard !data.isExpired(at: context.now) else {
+            throw .notFound("agent data \(Validation.show(id)) does not exist (expired)")
+        }
         return data
     }
 
@@ -170,8 +189,9 @@ final class FirestoreConnection: StoreConnection {
         var failure: MemoryError?
         // The cheapest round trip that exercises auth and the database: a read of a document that never exists.
         do throws(MemoryError) {
-            let probe = CallContext(deadline: min(context.deadline, .after(milliseconds: UInt64(max(1, config.requestTimeoutMs)))),
-                                    now: context.now)
+            let probe = CallContext(
+                deadline: min(context.deadline, .after(milliseconds: UInt64(max(1, config.requestTimeoutMs)))),
+                now: context.now)
             let body = JSONValue.object(["documents": .array([.string(itemName("memoryd-health-probe"))])])
             if case .failed(let status) = try rest.call("batchGet", body: body, context: probe, retry: false) {
                 failure = status.error("firestore.batchGet")
@@ -186,7 +206,8 @@ final class FirestoreConnection: StoreConnection {
         details["circuit_state"] = .string(state.rawValue)
         details["retries_total"] = .number(Double(shared.retries.load(ordering: .relaxed)))
         if let failure {
-            return BackendHealth(status: .unhealthy, reason: "Firestore unreachable: \(failure.message)", details: details)
+            return BackendHealth(
+                status: .unhealthy, reason: "Firestore unreachable: \(failure.message)", details: details)
         }
         if state == .halfOpen {
             return BackendHealth(status: .degraded, reason: "circuit breaker half-open", details: details)

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import Synchronization
 
 /// A non-2xx answer of Firestore: HTTP status, the canonical `error.status` (e.g. `ALREADY_EXISTS`), message.
@@ -51,7 +52,9 @@ struct FirestoreStatus: Sendable {
         ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL"].contains(status)
     }
 
-    var isAuthFailure: Bool { status == "UNAUTHENTICATED" || status == "PERMISSION_DENIED" || http == 401 || http == 403 }
+    var isAuthFailure: Bool {
+        status == "UNAUTHENTICATED" || status == "PERMISSION_DENIED" || http == 401 || http == 403
+    }
 
     /// Does this answer say the backend is failing (counts for the circuit breaker)?
     var isBackendFailure: Bool { isRetryable || isAuthFailure || http >= 500 }
@@ -67,9 +70,11 @@ struct FirestoreStatus: Sendable {
             return .connection("Firestore unavailable: \(text)", operation: operation)
         case "NOT_FOUND": return MemoryError(.notFound, text, operation: operation)
         case "ALREADY_EXISTS": return MemoryError(.duplicate, text, operation: operation)
-        case "INVALID_ARGUMENT": return MemoryError(.validation, "Firestore rejected the request: \(text)", operation: operation)
+        case "INVALID_ARGUMENT":
+            return MemoryError(.validation, "Firestore rejected the request: \(text)", operation: operation)
         case "FAILED_PRECONDITION" where message.contains("index"):
-            return .operation(operation, "Firestore needs an index for this query (see firestore.indexes.json): \(text)")
+            return .operation(
+                operation, "Firestore needs an index for this query (see firestore.indexes.json): \(text)")
         default: return .operation(operation, text)
         }
     }
@@ -100,7 +105,9 @@ final class FirestoreREST {
     /// - Parameters:
     ///   - retry: false for a single attempt (health probe).
     /// - Throws: ConnectionError (unreachable, timed out, circuit open, auth) or OperationError after retries.
-    func call(_ verb: String, body: JSONValue, context: CallContext, retry: Bool = true) throws(MemoryError) -> RESTResult {
+    func call(_ verb: String, body: JSONValue, context: CallContext, retry: Bool = true) throws(MemoryError)
+        -> RESTResult
+    {
         let operation = "firestore.\(verb)"
         let url = shared.config.documentsURL + ":" + verb
         let payload = Array(body.serialized().utf8)
@@ -112,8 +119,10 @@ final class FirestoreREST {
         while true {
             let remaining = context.deadline.remainingMilliseconds
             guard remaining > 0 else {
-                throw .connection("\(operation) timed out: the call's deadline passed" + (attempt > 0 ? " after \(attempt) attempts" : ""),
-                                  operation: operation)
+                throw .connection(
+                    "\(operation) timed out: the call's deadline passed"
+                        + (attempt > 0 ? " after \(attempt) attempts" : ""),
+                    operation: operation)
             }
             let timeoutMs = Int(min(UInt64(max(1, config.requestTimeoutMs)), remaining))
             try shared.breaker.acquire(operation: operation)
@@ -126,17 +135,21 @@ final class FirestoreREST {
                 let auth = try shared.tokens.authorization(http: http, timeoutMs: timeoutMs)
                 let response: HTTPResponse
                 do {
-                    response = try http.request(.post, url: url, headers: ["Content-Type: application/json", "Authorization: \(auth)"],
-                                                body: payload, timeoutMs: timeoutMs)
+                    response = try http.request(
+                        .post, url: url, headers: ["Content-Type: application/json", "Authorization: \(auth)"],
+                        body: payload, timeoutMs: timeoutMs)
                 } catch {
                     throw MemoryError.connection(
-                        (error.isTimeout ? "\(operation) timed out after \(timeoutMs) ms: " : "Firestore unreachable: ") + "\(error)",
+                        (error.isTimeout ? "\(operation) timed out after \(timeoutMs) ms: " : "Firestore unreachable: ")
+                            + "\(error)",
                         operation: operation)
                 }
                 if (200..<300).contains(response.status) {
                     shared.breaker.record(success: true)
                     guard let json = try? JSONValue.parse(bytes: response.body, maxDepth: 128) else {
-                        throw MemoryError.operation(operation, "\(operation): Firestore answered HTTP \(response.status) with a body that is not JSON")
+                        throw MemoryError.operation(
+                            operation,
+                            "\(operation): Firestore answered HTTP \(response.status) with a body that is not JSON")
                     }
                     return .ok(json)
                 }

@@ -1,5 +1,4 @@
 import CCurl
-import MemoryCore
 
 /// A failed libcurl call: which call, its CURLcode and libcurl's text for it.
 struct CurlError: Error, Sendable, CustomStringConvertible {
@@ -68,7 +67,9 @@ final class HTTPClient {
 
     init(preferHTTP2: Bool) throws(CurlError) {
         try curlCheck("curl_global_init", curlGlobalInit)
-        guard let h = curl_easy_init() else { throw CurlError(call: "curl_easy_init", code: 0, detail: "returned NULL") }
+        guard let h = curl_easy_init() else {
+            throw CurlError(call: "curl_easy_init", code: 0, detail: "returned NULL")
+        }
         handle = h
         self.preferHTTP2 = preferHTTP2
         buffer = ResponseBuffer(limit: Self.maxResponseBytes)
@@ -93,8 +94,9 @@ final class HTTPClient {
         try curlCheck("curl_easy_setopt(ERRORBUFFER)", ccurl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
         try curlCheck("curl_easy_setopt(WRITEFUNCTION)", ccurl_setopt_write_function(handle, writeCallback))
         // The buffer lives as long as the handle (both are ours), so an unretained pointer is enough.
-        try curlCheck("curl_easy_setopt(WRITEDATA)",
-                      ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(buffer).toOpaque()))
+        try curlCheck(
+            "curl_easy_setopt(WRITEDATA)",
+            ccurl_setopt_pointer(handle, CURLOPT_WRITEDATA, Unmanaged.passUnretained(buffer).toOpaque()))
         try curlCheck("curl_easy_setopt(SSL_VERIFYPEER)", ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
         try curlCheck("curl_easy_setopt(SSL_VERIFYHOST)", ccurl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
         try curlCheck("curl_easy_setopt(TCP_KEEPALIVE)", ccurl_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
@@ -110,25 +112,31 @@ final class HTTPClient {
     /// Performs one request on the kept-alive connection and returns status and body, whatever the status.
     /// - Parameter timeoutMs: the whole request, connecting included.
     /// - Throws: `CurlError` for transport failures (refused, reset, timed out, TLS, ...).
-    func request(_ method: Method, url: String, headers: [String], body: [UInt8]? = nil, timeoutMs: Int) throws(CurlError) -> HTTPResponse {
+    func request(_ method: Method, url: String, headers: [String], body: [UInt8]? = nil, timeoutMs: Int)
+        throws(CurlError) -> HTTPResponse
+    {
         buffer.bytes.removeAll(keepingCapacity: buffer.bytes.capacity <= 1 << 20)
         errorBuffer.pointee = 0
         try curlCheck("curl_easy_setopt(URL)", ccurl_setopt_string(handle, CURLOPT_URL, url))
         let timeout = max(1, timeoutMs)
         try curlCheck("curl_easy_setopt(TIMEOUT_MS)", ccurl_setopt_long(handle, CURLOPT_TIMEOUT_MS, timeout))
-        try curlCheck("curl_easy_setopt(CONNECTTIMEOUT_MS)", ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout))
+        try curlCheck(
+            "curl_easy_setopt(CONNECTTIMEOUT_MS)", ccurl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, timeout))
         switch method {
         case .get:
             try curlCheck("curl_easy_setopt(HTTPGET)", ccurl_setopt_long(handle, CURLOPT_HTTPGET, 1))
         case .post:
             let payload = body ?? []
             try curlCheck("curl_easy_setopt(POST)", ccurl_setopt_long(handle, CURLOPT_POST, 1))
-            try curlCheck("curl_easy_setopt(POSTFIELDSIZE)", ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count))
+            try curlCheck(
+                "curl_easy_setopt(POSTFIELDSIZE)", ccurl_setopt_long(handle, CURLOPT_POSTFIELDSIZE, payload.count))
             // COPYPOSTFIELDS copies exactly POSTFIELDSIZE bytes, so the Swift array need not outlive this call.
             var bytes = payload
             bytes.append(0)  // a valid C pointer even for an empty body
             let code = bytes.withUnsafeBufferPointer { p in
-                p.withMemoryRebound(to: CChar.self) { c in ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, c.baseAddress!) }
+                p.withMemoryRebound(to: CChar.self) { c in
+                    ccurl_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, c.baseAddress!)
+                }
             }
             try curlCheck("curl_easy_setopt(COPYPOSTFIELDS)", code)
         }
@@ -147,8 +155,9 @@ final class HTTPClient {
         }
         try curlCheck("curl_easy_setopt(HTTPHEADER)", ccurl_setopt_slist(handle, CURLOPT_HTTPHEADER, list))
 
-        try curlCheck("curl_easy_perform(\(method == .get ? "GET" : "POST") \(Self.redacted(url)))", curl_easy_perform(handle),
-                      errorBuffer: errorBuffer)
+        try curlCheck(
+            "curl_easy_perform(\(method == .get ? "GET" : "POST") \(Self.redacted(url)))", curl_easy_perform(handle),
+            errorBuffer: errorBuffer)
         var status = 0
         try curlCheck("curl_easy_getinfo(RESPONSE_CODE)", ccurl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status))
         return HTTPResponse(status: status, body: buffer.bytes)

@@ -1,8 +1,10 @@
+import MemoryDomain
+import MemoryUtilities
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import MemoryCore
-import Synchronization
 
 /// Exponential backoff with jitter: 100 ms, ×2 per attempt, capped at 5 s, each delay ±30%.
 /// (Google's BulkWriter starts at 1 s; memoryd's calls carry short deadlines, so it starts lower.)
@@ -37,7 +39,10 @@ func sleepMilliseconds(_ ms: Double) {
 /// Only failures of the backend count (unreachable, timeouts, 5xx, auth): a not-found, a duplicate or a
 /// rejected argument shows the backend is working.
 final class CircuitBreaker: Sendable {
-    enum State: String, Sendable { case closed, open, halfOpen = "half_open" }
+    enum State: String, Sendable {
+        case closed, open
+        case halfOpen = "half_open"
+    }
 
     private struct Inner {
         var state: State = .closed
@@ -81,12 +86,14 @@ final class CircuitBreaker: Sendable {
                     return nil
                 }
                 let left = Double(recoveryTimeoutNanos - waited) / 1e9
-                return .connection("circuit open after \(s.consecutiveFailures) consecutive Firestore failures "
-                    + "(last: \(s.lastError)); next probe in \(Int(left.rounded(.up))) s", operation: operation)
+                return .connection(
+                    "circuit open after \(s.consecutiveFailures) consecutive Firestore failures "
+                        + "(last: \(s.lastError)); next probe in \(Int(left.rounded(.up))) s", operation: operation)
             case .halfOpen:
                 if s.probeInFlight {
-                    return .connection("circuit half-open: a probe request is in flight (last error: \(s.lastError))",
-                                       operation: operation)
+                    return .connection(
+                        "circuit half-open: a probe request is in flight (last error: \(s.lastError))",
+                        operation: operation)
                 }
                 s.probeInFlight = true
                 return nil

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// Builders for `documents:runQuery` bodies (`google.firestore.v1.StructuredQuery` in its JSON form).
 enum StructuredQuery {
@@ -30,8 +31,10 @@ enum StructuredQuery {
     }
 
     /// A query on one collection. `startAfter` holds the values of the order-by fields of the last row seen.
-    static func query(collection: String, filters: [JSONValue], orderBy: [JSONValue] = [], startAfter: [JSONValue]? = nil,
-                      limit: Int? = nil, selectNameOnly: Bool = false) -> JSONValue {
+    static func query(
+        collection: String, filters: [JSONValue], orderBy: [JSONValue] = [], startAfter: [JSONValue]? = nil,
+        limit: Int? = nil, selectNameOnly: Bool = false
+    ) -> JSONValue {
         var q: [String: JSONValue] = ["from": .array([.object(["collectionId": .string(collection)])])]
         if let w = and(filters) { q["where"] = w }
         if !orderBy.isEmpty { q["orderBy"] = .array(orderBy) }
@@ -42,8 +45,10 @@ enum StructuredQuery {
     }
 
     /// A nearest-neighbour query (`findNearest`) on the `embedding` field with prefilters.
-    static func nearest(collection: String, filters: [JSONValue], vector: [Float], measure: DistanceMeasure, limit: Int,
-                        distanceThreshold: Double?) -> JSONValue {
+    static func nearest(
+        collection: String, filters: [JSONValue], vector: [Float], measure: DistanceMeasure, limit: Int,
+        distanceThreshold: Double?
+    ) -> JSONValue {
         var fn: [String: JSONValue] = [
             "vectorField": field("embedding"),
             "queryVector": FirestoreValue.vector(vector),
@@ -52,7 +57,9 @@ enum StructuredQuery {
             "distanceResultField": .string(DocumentMapping.distanceField),
         ]
         if let distanceThreshold { fn["distanceThreshold"] = .number(distanceThreshold) }
-        var q: [String: JSONValue] = ["from": .array([.object(["collectionId": .string(collection)])]), "findNearest": .object(fn)]
+        var q: [String: JSONValue] = [
+            "from": .array([.object(["collectionId": .string(collection)])]), "findNearest": .object(fn),
+        ]
         if let w = and(filters) { q["where"] = w }
         return .object(["structuredQuery": .object(q)])
     }

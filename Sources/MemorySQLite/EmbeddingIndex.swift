@@ -1,9 +1,10 @@
+import CKernels
+import Dispatch
+import MemoryDomain
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
-import CKernels
-import MemoryCore
 
 /// What the search index needs to know of one stored embedding.
 struct IndexedVector {
@@ -156,8 +157,10 @@ final class UserVectors: @unchecked Sendable {
 
     /// The ids of the `topK` best rows for `query` (best first), with exact scores as `Scoring.score` gives.
     /// Rows are prefiltered by persona and session (when non-empty) and skipped when expired at `now`.
-    func search(_ query: [Float], measure: DistanceMeasure, topK: Int, persona: String, session: String,
-                now: Int64) -> [(id: String, score: Double)] {
+    func search(
+        _ query: [Float], measure: DistanceMeasure, topK: Int, persona: String, session: String,
+        now: Int64
+    ) -> [(id: String, score: Double)] {
         guard topK > 0, query.count == dimension else { return [] }
         var padded = [Float](repeating: 0, count: stride)
         var querySquares: Float = 0
@@ -178,15 +181,17 @@ final class UserVectors: @unchecked Sendable {
                 sessionCode = c
             }
             var heap = TopK(capacity: topK)
-            scan(padded, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
-                 inverseQueryNorm: inverseQueryNorm, into: &heap)
+            scan(
+                padded, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                inverseQueryNorm: inverseQueryNorm, into: &heap)
             // Rank by the fast float scores, report scores computed in double like `Scoring.score`, so both
             // backends and clients' brute force agree to the last digit.
             var results: [(id: String, score: Double)] = heap.rows.map { row in
                 let r = Int(row)
                 let exact = matrix.withUnsafeBufferPointer { m in
                     query.withUnsafeBufferPointer { q in
-                        Scoring.score(UnsafeBufferPointer(rebasing: m[r * stride ..< r * stride + dimension]), q, measure: measure)
+                        Scoring.score(
+                            UnsafeBufferPointer(rebasing: m[r * stride..<r * stride + dimension]), q, measure: measure)
                     }
                 }
                 return (ids[r], exact)
@@ -200,14 +205,17 @@ final class UserVectors: @unchecked Sendable {
 extension UserVectors {
     /// The hot loop, called with the read lock held. A large matrix is split over the cores, each part
     /// keeping its own top-k, merged at the end.
-    fileprivate func scan(_ query: [Float], measure: DistanceMeasure, personaCode: Int32, sessionCode: Int32, now: Int64,
-                          inverseQueryNorm: Float, into heap: inout TopK) {
+    fileprivate func scan(
+        _ query: [Float], measure: DistanceMeasure, personaCode: Int32, sessionCode: Int32, now: Int64,
+        inverseQueryNorm: Float, into heap: inout TopK
+    ) {
         let rows = ids.count
         guard rows > 0 else { return }
         let parts = max(1, min(Self.cores, rows * stride / floatsPerThread))
         if parts == 1 {
-            scan(0..<rows, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
-                 inverseQueryNorm: inverseQueryNorm, into: &heap)
+            scan(
+                0..<rows, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                inverseQueryNorm: inverseQueryNorm, into: &heap)
             return
         }
         var partial = [TopK](repeating: TopK(capacity: heap.capacity), count: parts)
@@ -216,8 +224,9 @@ extension UserVectors {
             let per = (rows + parts - 1) / parts
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 let range = min(rows, part * per)..<min(rows, (part + 1) * per)
-                self.scan(range, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
-                          inverseQueryNorm: inverseQueryNorm, into: &heaps.base[part])
+                self.scan(
+                    range, query, measure: measure, personaCode: personaCode, sessionCode: sessionCode, now: now,
+                    inverseQueryNorm: inverseQueryNorm, into: &heaps.base[part])
             }
         }
         for part in partial { heap.merge(part) }
@@ -228,52 +237,70 @@ extension UserVectors {
     /// Scans `range` four rows at a time (the query is loaded once per four rows, which is what bounds a
     /// scan without AVX), then the remaining rows one by one. Raw pointers keep bounds checks and
     /// retain/release traffic out of the loop; the measure is switched on once, outside it.
-    private func scan(_ range: Range<Int>, _ query: [Float], measure: DistanceMeasure, personaCode: Int32,
-                      sessionCode: Int32, now: Int64, inverseQueryNorm: Float, into heap: inout TopK) {
+    private func scan(
+        _ range: Range<Int>, _ query: [Float], measure: DistanceMeasure, personaCode: Int32,
+        sessionCode: Int32, now: Int64, inverseQueryNorm: Float, into heap: inout TopK
+    ) {
         let rowBytes = stride * MemoryLayout<Float>.stride
         let sixteens = stride / 16
         matrix.withUnsafeBytes { m in
-        query.withUnsafeBytes { q in
-        inverseNorms.withUnsafeBufferPointer { inv in
-        personas.withUnsafeBufferPointer { per in
-        sessions.withUnsafeBufferPointer { ses in
-        expirations.withUnsafeBufferPointer { exp in
-            let mp = m.baseAddress!, qp = q.baseAddress!
-            @inline(__always) func keep(_ row: Int) -> Bool {
-                (personaCode < 0 || per[row] == personaCode) && (sessionCode < 0 || ses[row] == sessionCode) && exp[row] > now
-            }
-            @inline(__always) func offer(_ raw: Float, _ row: Int) {
-                // Euclidean is ranked by -d² (same order as -d); scores are recomputed exactly afterwards.
-                let score = measure == .cosine ? raw * inv[row] * inverseQueryNorm : (measure == .euclidean ? -raw : raw)
-                heap.offer(score: score, row: Int32(truncatingIfNeeded: row))
-            }
-            let euclidean = measure == .euclidean
-            var row = range.lowerBound
-            while row &+ 4 <= range.upperBound {
-                let k0 = keep(row), k1 = keep(row &+ 1), k2 = keep(row &+ 2), k3 = keep(row &+ 3)
-                if k0 || k1 || k2 || k3 {
-                    let base = mp + row &* rowBytes
-                    var s = SIMD4<Float>()
-                    withUnsafeMutableBytes(of: &s) { out in
-                        let o = out.baseAddress!.assumingMemoryBound(to: Float.self)
-                        let r = base.assumingMemoryBound(to: Float.self), qf = qp.assumingMemoryBound(to: Float.self)
-                        if euclidean { mk_squared_distance4(r, stride, qf, stride, o) } else { mk_dot4(r, stride, qf, stride, o) }
+            query.withUnsafeBytes { q in
+                inverseNorms.withUnsafeBufferPointer { inv in
+                    personas.withUnsafeBufferPointer { per in
+                        sessions.withUnsafeBufferPointer { ses in
+                            expirations.withUnsafeBufferPointer { exp in
+                                let mp = m.baseAddress!, qp = q.baseAddress!
+                                @inline(__always) func keep(_ row: Int) -> Bool {
+                                    (personaCode < 0 || per[row] == personaCode)
+                                        && (sessionCode < 0 || ses[row] == sessionCode) && exp[row] > now
+                                }
+                                @inline(__always) func offer(_ raw: Float, _ row: Int) {
+                                    // Euclidean is ranked by -d² (same order as -d); scores are recomputed exactly afterwards.
+                                    let score =
+                                        measure == .cosine
+                                        ? raw * inv[row] * inverseQueryNorm : (measure == .euclidean ? -raw : raw)
+                                    heap.offer(score: score, row: Int32(truncatingIfNeeded: row))
+                                }
+                                let euclidean = measure == .euclidean
+                                var row = range.lowerBound
+                                while row &+ 4 <= range.upperBound {
+                                    let k0 = keep(row), k1 = keep(row &+ 1), k2 = keep(row &+ 2), k3 = keep(row &+ 3)
+                                    if k0 || k1 || k2 || k3 {
+                                        let base = mp + row &* rowBytes
+                                        var s = SIMD4<Float>()
+                                        withUnsafeMutableBytes(of: &s) { out in
+                                            let o = out.baseAddress!.assumingMemoryBound(to: Float.self)
+                                            let r = base.assumingMemoryBound(to: Float.self),
+                                                qf = qp.assumingMemoryBound(to: Float.self)
+                                            if euclidean {
+                                                mk_squared_distance4(r, stride, qf, stride, o)
+                                            } else {
+                                                mk_dot4(r, stride, qf, stride, o)
+                                            }
+                                        }
+                                        if k0 { offer(s[0], row) }
+                                        if k1 { offer(s[1], row &+ 1) }
+                                        if k2 { offer(s[2], row &+ 2) }
+                                        if k3 { offer(s[3], row &+ 3) }
+                                    }
+                                    row &+= 4
+                                }
+                                while row < range.upperBound {
+                                    if keep(row) {
+                                        let base = mp + row &* rowBytes
+                                        offer(
+                                            euclidean
+                                                ? Kernels.squaredDistance(base, qp, chunks: sixteens)
+                                                : Kernels.dot(base, qp, chunks: sixteens), row)
+                                    }
+                                    row &+= 1
+                                }
+                            }
+                        }
                     }
-                    if k0 { offer(s[0], row) }
-                    if k1 { offer(s[1], row &+ 1) }
-                    if k2 { offer(s[2], row &+ 2) }
-                    if k3 { offer(s[3], row &+ 3) }
                 }
-                row &+= 4
             }
-            while row < range.upperBound {
-                if keep(row) {
-                    let base = mp + row &* rowBytes
-                    offer(euclidean ? Kernels.squaredDistance(base, qp, chunks: sixteens) : Kernels.dot(base, qp, chunks: sixteens), row)
-                }
-                row &+= 1
-            }
-        }}}}}}
+        }
     }
 }
 
@@ -289,7 +316,8 @@ enum Kernels {
     @inline(__always)
     static func dot(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, chunks: Int) -> Float {
         @inline(__always) func product(_ o: Int) -> SIMD16<Float> {
-            a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) * b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+            a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                * b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
         }
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), acc2 = SIMD16<Float>(), acc3 = SIMD16<Float>()
         var i = 0
@@ -311,7 +339,9 @@ enum Kernels {
     @inline(__always)
     static func squaredDistance(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, chunks: Int) -> Float {
         @inline(__always) func square(_ o: Int) -> SIMD16<Float> {
-            let d = a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self) - b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+            let d =
+                a.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
+                - b.loadUnaligned(fromByteOffset: o, as: SIMD16<Float>.self)
             return d * d
         }
         var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>(), acc2 = SIMD16<Float>(), acc3 = SIMD16<Float>()

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// A value to bind into dynamically built SQL.
 enum SQLValue {
@@ -27,7 +28,9 @@ enum Rows {
         let id = s.string(0)
         var embedding: [Float] = []
         if !s.isNull(7), !EmbeddingCodec.decode(s.blob(7), into: &embedding) {
-            throw .storage("memory item \(Validation.show(id)) has an embedding of \(s.blob(7).count) bytes, not a whole number of floats")
+            throw .storage(
+                "memory item \(Validation.show(id)) has an embedding of \(s.blob(7).count) bytes, not a whole number of floats"
+            )
         }
         return MemoryItem(
             id: id, userID: s.string(1), sessionID: s.string(2), timestamp: Timestamp(microseconds: s.int64(3)),

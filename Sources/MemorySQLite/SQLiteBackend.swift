@@ -1,10 +1,12 @@
+import Logging
+import MemoryDomain
+import MemoryUtilities
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Logging
-import MemoryCore
 
 /// The embedded sqlite backend: one database file per namespace (`<dataDirectory>/<namespace>.sqlite3`, WAL,
 /// `synchronous=FULL`), one sqlite connection per worker, and an in-memory exact embedding index shared by
@@ -38,9 +40,12 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
     ///   - batchSize: rows per transaction for batch writes and cleanup.
     /// - Throws: `ValidationError` for a bad namespace, `StorageError` when the directory or database
     ///   cannot be created or opened, or the schema is newer than this build knows.
-    public init(dataDirectory: String, namespace: String, limits: Limits, batchSize: Int = 400, logger: Logger) throws(MemoryError) {
+    public init(dataDirectory: String, namespace: String, limits: Limits, batchSize: Int = 400, logger: Logger)
+        throws(MemoryError)
+    {
         guard Validation.isValidID(namespace, maxBytes: 128), !namespace.contains(":") else {
-            throw .validation("namespace \(Validation.show(namespace)) is not valid: use 1 to 128 bytes of [A-Za-z0-9_.-]")
+            throw .validation(
+                "namespace \(Validation.show(namespace)) is not valid: use 1 to 128 bytes of [A-Za-z0-9_.-]")
         }
         try Self.makeDirectory(dataDirectory)
         self.path = (dataDirectory.hasSuffix("/") ? dataDirectory : dataDirectory + "/") + namespace + ".sqlite3"
@@ -51,7 +56,8 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
         let db = try SQLiteDatabase(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         defer { db.close() }
         try Schema.migrate(db)
-        logger.debug("sqlite database open", metadata: ["sqlite.path": "\(path)", "sqlite.schema_version": "\(Schema.version)"])
+        logger.debug(
+            "sqlite database open", metadata: ["sqlite.path": "\(path)", "sqlite.schema_version": "\(Schema.version)"])
     }
 
     /// Opens a new sqlite connection for one worker.
@@ -131,7 +137,8 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
         for part in path.split(separator: "/") {
             prefix += part
             if mkdir(prefix, 0o750) != 0 && errno != EEXIST {
-                throw .storage("cannot create data directory \(Validation.show(prefix)): \(String(cString: strerror(errno)))")
+                throw .storage(
+                    "cannot create data directory \(Validation.show(prefix)): \(String(cString: strerror(errno)))")
             }
             prefix += "/"
         }

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 extension SQLiteConnection {
     // MARK: - Agent data
@@ -6,17 +7,22 @@ extension SQLiteConnection {
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError) {
         let now = context.now.microseconds
         try backend.write(db) { () throws(MemoryError) -> ((), [IndexChange]) in
-            let exists = try db.withStatement("find_agent_data",
-                "SELECT expiration FROM agent_data WHERE id = ?1") { s throws(MemoryError) -> Bool in
+            let exists = try db.withStatement(
+                "find_agent_data",
+                "SELECT expiration FROM agent_data WHERE id = ?1"
+            ) { s throws(MemoryError) -> Bool in
                 try s.bind(1, data.id)
                 guard try s.step() else { return false }
                 return s.optionalInt64(0).map { $0 > now } ?? true
             }
             if exists { throw .duplicate("agent data \(Validation.show(data.id)) already exists") }
             // REPLACE: an expired row with this id counts as absent.
-            try db.withStatement("insert_agent_data", """
+            try db.withStatement(
+                "insert_agent_data",
+                """
                 INSERT OR REPLACE INTO agent_data (\(Rows.agentDataColumns)) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                """) { s throws(MemoryError) in
+                """
+            ) { s throws(MemoryError) in
                 try Rows.bind(data, to: s)
                 try s.run()
             }
@@ -25,9 +31,12 @@ extension SQLiteConnection {
     }
 
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData {
-        let data = try db.withStatement("get_agent_data", """
+        let data = try db.withStatement(
+            "get_agent_data",
+            """
             SELECT \(Rows.agentDataColumns) FROM agent_data WHERE id = ?1 AND (expiration IS NULL OR expiration > ?2)
-            """) { s throws(MemoryError) -> AgentData? in
+            """
+        ) { s throws(MemoryError) -> AgentData? in
             try s.bind(1, id)
             try s.bind(2, context.now.microseconds)
             return try s.step() ? try Rows.agentData(s) : nil
@@ -52,7 +61,9 @@ extension SQLiteConnection {
             while try s.step() { rows.append(try Rows.agentData(s)) }
             return rows
         }
-        return Paging.page(rows, limit: query.limit) { PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id) }
+        return Paging.page(rows, limit: query.limit) {
+            PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id)
+        }
     }
 
     // MARK: - Maintenance
@@ -65,11 +76,14 @@ extension SQLiteConnection {
         var total: UInt64 = 0
         while true {
             let deleted = try backend.write(db) { () throws(MemoryError) -> (Int, [IndexChange]) in
-                try db.withStatement("cleanup_items", """
+                try db.withStatement(
+                    "cleanup_items",
+                    """
                     DELETE FROM memory_items WHERE id IN (
                         SELECT id FROM memory_items WHERE expiration IS NOT NULL AND expiration <= ?1 LIMIT ?2)
                     RETURNING id, user_id
-                    """) { s throws(MemoryError) -> (Int, [IndexChange]) in
+                    """
+                ) { s throws(MemoryError) -> (Int, [IndexChange]) in
                     try s.bind(1, now)
                     try s.bind(2, batch)
                     var changes: [IndexChange] = []
@@ -82,10 +96,13 @@ extension SQLiteConnection {
         }
         while true {
             let deleted = try backend.write(db) { () throws(MemoryError) -> (Int, [IndexChange]) in
-                let n = try db.withStatement("cleanup_agent_data", """
+                let n = try db.withStatement(
+                    "cleanup_agent_data",
+                    """
                     DELETE FROM agent_data WHERE id IN (
                         SELECT id FROM agent_data WHERE expiration IS NOT NULL AND expiration <= ?1 LIMIT ?2)
-                    """) { s throws(MemoryError) -> Int in
+                    """
+                ) { s throws(MemoryError) -> Int in
                     try s.bind(1, now)
                     try s.bind(2, batch)
                     return try s.run()
@@ -107,12 +124,15 @@ extension SQLiteConnection {
             }
             guard one == 1 else { throw .storage("sqlite probe SELECT 1 returned \(one)") }
             let ms = Double(monotonicNanos() - start) / 1_000_000
-            return BackendHealth(status: .healthy, details: [
-                "sqlite_path": .string(backend.path),
-                "sqlite_latency_ms": .number((ms * 1000).rounded() / 1000),
-            ])
+            return BackendHealth(
+                status: .healthy,
+                details: [
+                    "sqlite_path": .string(backend.path),
+                    "sqlite_latency_ms": .number((ms * 1000).rounded() / 1000),
+                ])
         } catch {
-            return BackendHealth(status: .unhealthy, reason: error.message, details: ["sqlite_path": .string(backend.path)])
+            return BackendHealth(
+                status: .unhealthy, reason: error.message, details: ["sqlite_path": .string(backend.path)])
         }
     }
 }

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 /// One worker's connection: its own sqlite3 handle and statement cache, the backend's shared index and
 /// writer lock. Used by one thread at a time (``StoreConnection``'s contract).
@@ -29,7 +30,8 @@ final class SQLiteConnection: StoreConnection {
         }
     }
 
-    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?] {
+    func addMemoryItems(_ items: [MemoryItem], upsert: Bool, context: CallContext) throws(MemoryError) -> [MemoryError?]
+    {
         var results = [MemoryError?](repeating: nil, count: items.count)
         let now = context.now.microseconds
         var start = 0
@@ -41,7 +43,7 @@ final class SQLiteConnection: StoreConnection {
                     for i in start..<end {
                         do throws(MemoryError) {
                             changes += try store(items[i], upsert: upsert, now: now)
-                        } catch where error.type == .duplicate {
+                        } catch  where error.type == .duplicate {
                             // The item's own problem: the rest of the batch goes on.
                             results[i] = error
                         }
@@ -60,8 +62,10 @@ final class SQLiteConnection: StoreConnection {
     /// Inserts or replaces one item inside the caller's transaction; returns the index changes to apply
     /// after the commit. An expired row with the same id counts as absent.
     private func store(_ item: MemoryItem, upsert: Bool, now: Int64) throws(MemoryError) -> [IndexChange] {
-        let existingUser = try db.withStatement("find_item_owner",
-            "SELECT user_id, expiration FROM memory_items WHERE id = ?1") { s throws(MemoryError) -> (String, Bool)? in
+        let existingUser = try db.withStatement(
+            "find_item_owner",
+            "SELECT user_id, expiration FROM memory_items WHERE id = ?1"
+        ) { s throws(MemoryError) -> (String, Bool)? in
             try s.bind(1, item.id)
             guard try s.step() else { return nil }
             let expired = s.optionalInt64(1).map { $0 <= now } ?? false
@@ -70,10 +74,13 @@ final class SQLiteConnection: StoreConnection {
         if let existingUser, !existingUser.1, !upsert {
             throw .duplicate("memory item \(Validation.show(item.id)) already exists")
         }
-        try db.withStatement("insert_item", """
+        try db.withStatement(
+            "insert_item",
+            """
             INSERT OR REPLACE INTO memory_items (\(Rows.itemColumns), content_hash)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-            """) { s throws(MemoryError) in
+            """
+        ) { s throws(MemoryError) in
             try Rows.bind(item, to: s)
             try s.run()
         }
@@ -82,9 +89,12 @@ final class SQLiteConnection: StoreConnection {
             changes.append(.remove(id: item.id, userID: oldUser))
         }
         if !item.embedding.isEmpty {
-            changes.append(.put(IndexedVector(id: item.id, userID: item.userID, persona: item.personaActive,
-                                              session: item.sessionID, expiration: item.expiration?.microseconds,
-                                              embedding: item.embedding)))
+            changes.append(
+                .put(
+                    IndexedVector(
+                        id: item.id, userID: item.userID, persona: item.personaActive,
+                        session: item.sessionID, expiration: item.expiration?.microseconds,
+                        embedding: item.embedding)))
         }
         return changes
     }
@@ -98,9 +108,12 @@ final class SQLiteConnection: StoreConnection {
 
     /// The unexpired item with this id, if any.
     func fetchItem(id: String, now: Int64) throws(MemoryError) -> MemoryItem? {
-        try db.withStatement("get_item", """
+        try db.withStatement(
+            "get_item",
+            """
             SELECT \(Rows.itemColumns) FROM memory_items WHERE id = ?1 AND (expiration IS NULL OR expiration > ?2)
-            """) { s throws(MemoryError) -> MemoryItem? in
+            """
+        ) { s throws(MemoryError) -> MemoryItem? in
             try s.bind(1, id)
             try s.bind(2, now)
             return try s.step() ? try Rows.memoryItem(s) : nil
@@ -109,9 +122,12 @@ final class SQLiteConnection: StoreConnection {
 
     func deleteMemoryItem(id: String, context: CallContext) throws(MemoryError) {
         let deleted = try backend.write(db) { () throws(MemoryError) -> (Bool, [IndexChange]) in
-            let owner = try db.withStatement("delete_item", """
+            let owner = try db.withStatement(
+                "delete_item",
+                """
                 DELETE FROM memory_items WHERE id = ?1 AND (expiration IS NULL OR expiration > ?2) RETURNING user_id
-                """) { s throws(MemoryError) -> String? in
+                """
+            ) { s throws(MemoryError) -> String? in
                 try s.bind(1, id)
                 try s.bind(2, context.now.microseconds)
                 var owner: String?
@@ -125,11 +141,14 @@ final class SQLiteConnection: StoreConnection {
     }
 
     func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String? {
-        try db.withStatement("find_content_hash", """
+        try db.withStatement(
+            "find_content_hash",
+            """
             SELECT id FROM memory_items
             WHERE user_id = ?1 AND content_hash = ?2 AND (expiration IS NULL OR expiration > ?3)
             ORDER BY timestamp, id LIMIT 1
-            """) { s throws(MemoryError) -> String? in
+            """
+        ) { s throws(MemoryError) -> String? in
             try s.bind(1, userID)
             try s.bind(2, contentHash)
             try s.bind(3, context.now.microseconds)
@@ -140,7 +159,8 @@ final class SQLiteConnection: StoreConnection {
     // MARK: - History
 
     func conversationHistory(_ query: HistoryQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
-        var sql = "SELECT \(Rows.itemColumns) FROM memory_items WHERE user_id = ? AND item_type = ? AND \(Rows.unexpired)"
+        var sql =
+            "SELECT \(Rows.itemColumns) FROM memory_items WHERE user_id = ? AND item_type = ? AND \(Rows.unexpired)"
         var values: [SQLValue] = [.text(query.userID), .text(query.itemType), .integer(context.now.microseconds)]
         if !query.sessionID.isEmpty {
             sql += " AND session_id = ?"
@@ -161,7 +181,9 @@ final class SQLiteConnection: StoreConnection {
             while try s.step() { rows.append(try Rows.memoryItem(s)) }
             return rows
         }
-        return Paging.page(rows, limit: query.limit) { PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id) }
+        return Paging.page(rows, limit: query.limit) {
+            PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id)
+        }
     }
 }
 

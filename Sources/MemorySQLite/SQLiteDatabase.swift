@@ -1,5 +1,5 @@
 import CSQLite3
-import MemoryCore
+import MemoryDomain
 
 /// One sqlite3 connection with its cache of prepared statements. Opened `SQLITE_OPEN_NOMUTEX`: sqlite does
 /// no locking of its own, so a connection must be used by one thread at a time (its worker's).
@@ -62,8 +62,10 @@ final class SQLiteDatabase {
 
     /// Runs `body` with the cached statement for `sql` (prepared on first use), and resets it afterwards.
     @discardableResult
-    func withStatement<T>(_ name: String, _ sql: String,
-                          _ body: (SQLiteStatement) throws(MemoryError) -> T) throws(MemoryError) -> T {
+    func withStatement<T>(
+        _ name: String, _ sql: String,
+        _ body: (SQLiteStatement) throws(MemoryError) -> T
+    ) throws(MemoryError) -> T {
         // A call after close() must fail, not hand sqlite a freed handle.
         guard !isClosed else { throw .connection("sqlite connection to \(path) is closed") }
         let statement: SQLiteStatement

@@ -1,13 +1,15 @@
 import CSQLite3
-import MemoryCore
+import MemoryDomain
 
 /// The one funnel for sqlite result codes: every failing call becomes a `MemoryError` that names the call,
 /// e.g. `sqlite3_step(insert_item): database is locked (5)`.
 enum SQLiteResult {
     /// Throws unless `rc` is one of `accepted` (default: `SQLITE_OK`).
     @inline(__always)
-    static func check(_ rc: Int32, db: OpaquePointer?, _ call: @autoclosure () -> String,
-                      accepted: Int32 = SQLITE_OK) throws(MemoryError) {
+    static func check(
+        _ rc: Int32, db: OpaquePointer?, _ call: @autoclosure () -> String,
+        accepted: Int32 = SQLITE_OK
+    ) throws(MemoryError) {
         if rc == accepted { return }
         throw error(rc, db: db, call())
     }
@@ -26,7 +28,7 @@ enum SQLiteResult {
         case SQLITE_CONSTRAINT:
             return .duplicate(message)
         case SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB, SQLITE_READONLY,
-             SQLITE_PERM, SQLITE_NOMEM, SQLITE_PROTOCOL:
+            SQLITE_PERM, SQLITE_NOMEM, SQLITE_PROTOCOL:
             return .storage(message, operation: operation)
         default:
             return .operation(operation, message)

@@ -1,5 +1,5 @@
 import CSQLite3
-import MemoryCore
+import MemoryDomain
 
 /// A prepared statement, prepared once per connection and reused. Not thread-safe: it belongs to one
 /// ``SQLiteDatabase``, which belongs to one worker thread at a time.
@@ -36,7 +36,9 @@ final class SQLiteStatement {
         var value = value
         let rc = value.withUTF8 { buf -> Int32 in
             // A nil pointer would bind NULL; an empty string must stay an empty TEXT.
-            guard let base = buf.baseAddress, buf.count > 0 else { return sqlite3_bind_text(handle, index, "", 0, csqlite_transient()) }
+            guard let base = buf.baseAddress, buf.count > 0 else {
+                return sqlite3_bind_text(handle, index, "", 0, csqlite_transient())
+            }
             return base.withMemoryRebound(to: CChar.self, capacity: buf.count) {
                 sqlite3_bind_text(handle, index, $0, Int32(buf.count), csqlite_transient())
             }
@@ -45,7 +47,8 @@ final class SQLiteStatement {
     }
 
     func bind(_ index: Int32, _ value: Int64) throws(MemoryError) {
-        try SQLiteResult.check(sqlite3_bind_int64(handle, index, value), db: db, "sqlite3_bind_int64(\(name), \(index))")
+        try SQLiteResult.check(
+            sqlite3_bind_int64(handle, index, value), db: db, "sqlite3_bind_int64(\(name), \(index))")
     }
 
     func bind(_ index: Int32, _ value: Int64?) throws(MemoryError) {
@@ -53,7 +56,8 @@ final class SQLiteStatement {
     }
 
     func bind(_ index: Int32, _ value: Double) throws(MemoryError) {
-        try SQLiteResult.check(sqlite3_bind_double(handle, index, value), db: db, "sqlite3_bind_double(\(name), \(index))")
+        try SQLiteResult.check(
+            sqlite3_bind_double(handle, index, value), db: db, "sqlite3_bind_double(\(name), \(index))")
     }
 
     func bindNull(_ index: Int32) throws(MemoryError) {
@@ -64,7 +68,9 @@ final class SQLiteStatement {
     func bind(_ index: Int32, embedding: [Float]) throws(MemoryError) {
         if embedding.isEmpty { return try bindNull(index) }
         let bytes = EmbeddingCodec.encode(embedding)
-        let rc = bytes.withUnsafeBytes { sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), csqlite_transient()) }
+        let rc = bytes.withUnsafeBytes {
+            sqlite3_bind_blob(handle, index, $0.baseAddress, Int32($0.count), csqlite_transient())
+        }
         try SQLiteResult.check(rc, db: db, "sqlite3_bind_blob(\(name), \(index))")
     }
 
@@ -126,7 +132,8 @@ enum EmbeddingCodec {
         let n = bytes.count / 4
         out.reserveCapacity(out.count + n)
         for i in 0..<n {
-            out.append(Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
+            out.append(
+                Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self))))
         }
         return true
     }

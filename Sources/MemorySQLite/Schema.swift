@@ -1,4 +1,4 @@
-import MemoryCore
+import MemoryDomain
 
 /// The database layout. `PRAGMA user_version` holds the schema version; a future version adds a step to
 /// ``migrations`` instead of changing the statements of an earlier one.
@@ -40,7 +40,7 @@ enum Schema {
             "CREATE INDEX IF NOT EXISTS agent_data_list ON agent_data (agent_id, timestamp DESC, id DESC)",
             "CREATE INDEX IF NOT EXISTS agent_data_list_type ON agent_data (agent_id, data_type, timestamp DESC, id DESC)",
             "CREATE INDEX IF NOT EXISTS agent_data_expiration ON agent_data (expiration) WHERE expiration IS NOT NULL",
-        ],
+        ]
     ]
 
     /// Brings the database to ``version``. Refuses a database written by a newer memoryd.
@@ -57,7 +57,8 @@ enum Schema {
                 try s.step() ? s.int64(0) : 0
             }
             guard current <= version else {
-                throw .storage("sqlite database \(db.path) has schema version \(current); this memoryd knows up to \(version)")
+                throw .storage(
+                    "sqlite database \(db.path) has schema version \(current); this memoryd knows up to \(version)")
             }
             for step in Int(current)..<Int(version) {
                 for (i, sql) in migrations[step].enumerated() {

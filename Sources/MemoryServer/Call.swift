@@ -1,10 +1,16 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import Synchronization
 
 /// One request on its way through the server. The loop thread owns its bookkeeping; `state` is the only
 /// field a worker writes, so that a call abandoned by a deadline or a Cancel is never started.
 final class Call: Sendable {
-    enum State: Int { case queued = 0, running = 1, abandoned = 2, finished = 3 }
+    enum State: Int {
+        case queued = 0
+        case running = 1
+        case abandoned = 2
+        case finished = 3
+    }
 
     let connectionID: UInt64
     let requestID: UInt64
@@ -31,14 +37,18 @@ final class Call: Sendable {
 
     /// Worker side: true when the call may run (it was not abandoned first).
     func start() -> Bool {
-        state.compareExchange(expected: State.queued.rawValue, desired: State.running.rawValue, ordering: .acquiringAndReleasing).exchanged
+        state.compareExchange(
+            expected: State.queued.rawValue, desired: State.running.rawValue, ordering: .acquiringAndReleasing
+        ).exchanged
     }
 
     /// Loop side: true when the call had not started yet and now never will.
     @discardableResult
     func abandon() -> Bool {
-        let wasQueued = state.compareExchange(expected: State.queued.rawValue, desired: State.abandoned.rawValue,
-                                              ordering: .acquiringAndReleasing).exchanged
+        let wasQueued = state.compareExchange(
+            expected: State.queued.rawValue, desired: State.abandoned.rawValue,
+            ordering: .acquiringAndReleasing
+        ).exchanged
         if !wasQueued { state.store(State.abandoned.rawValue, ordering: .releasing) }
         return wasQueued
     }

@@ -1,6 +1,6 @@
 import CLibUV
 import Logging
-import MemoryCore
+import MemoryDomain
 import MemoryWire
 
 #if canImport(Glibc)
@@ -50,17 +50,20 @@ final class Connection {
     func startReading() {
         guard !reading, !closing, !closeWhenIdle else { return }
         reading = true
-        uv_read_start(stream, { handle, suggested, buf in
-            let conn = Unmanaged<Connection>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
-            buf!.pointee = uv_buf_t(base: conn.server.readBuffer, len: conn.server.readBufferSize)
-        }, { stream, nread, buf in
-            let conn = Unmanaged<Connection>.fromOpaque(stream!.pointee.data).takeUnretainedValue()
-            if nread > 0 {
-                conn.didRead(UnsafeRawBufferPointer(start: buf!.pointee.base, count: nread))
-            } else if nread < 0 {
-                conn.didReachEnd(Int32(nread))
-            }
-        })
+        uv_read_start(
+            stream,
+            { handle, suggested, buf in
+                let conn = Unmanaged<Connection>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
+                buf!.pointee = uv_buf_t(base: conn.server.readBuffer, len: conn.server.readBufferSize)
+            },
+            { stream, nread, buf in
+                let conn = Unmanaged<Connection>.fromOpaque(stream!.pointee.data).takeUnretainedValue()
+                if nread > 0 {
+                    conn.didRead(UnsafeRawBufferPointer(start: buf!.pointee.base, count: nread))
+                } else if nread < 0 {
+                    conn.didReachEnd(Int32(nread))
+                }
+            })
     }
 
     func stopReading() {
@@ -130,7 +133,8 @@ final class Connection {
     /// Sends a GoAway with the reason and closes once it is written. Other connections are not affected.
     func protocolViolation(_ code: StatusCode, _ message: String) {
         server.stats.protocolErrors.add(1, ordering: .relaxed)
-        logger.notice("protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
+        logger.notice(
+            "protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
         goAway(code, message)
         // Calls already accepted are abandoned: the peer broke the protocol.
         for (_, call) in inFlight { call.abandon() }
@@ -166,8 +170,9 @@ final class Connection {
     private func hasRoom(for bytes: Int) -> Bool {
         guard !closing else { return false }
         guard output.count + writing + bytes <= server.config.maxOutputBytes else {
-            logger.warning("client is not reading its responses; disconnecting",
-                           metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
+            logger.warning(
+                "client is not reading its responses; disconnecting",
+                metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
             close()
             return false
         }

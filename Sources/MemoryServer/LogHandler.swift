@@ -43,8 +43,12 @@ public struct StderrLogHandler: LogHandler {
             var tmv = tm()
             gmtime_r(&t, &tmv)
             let ms = Int(ts.tv_nsec / 1_000_000)
-            func p(_ v: Int32, _ w: Int = 2) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-            line = "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec)).\(p(Int32(ms), 3))Z \(event.level) "
+            func p(_ v: Int32, _ w: Int = 2) -> String {
+                let s = String(v)
+                return String(repeating: "0", count: max(0, w - s.count)) + s
+            }
+            line =
+                "\(p(tmv.tm_year + 1900, 4))-\(p(tmv.tm_mon + 1))-\(p(tmv.tm_mday))T\(p(tmv.tm_hour)):\(p(tmv.tm_min)):\(p(tmv.tm_sec)).\(p(Int32(ms), 3))Z \(event.level) "
         }
         line += "\(event.message)"
         var all = metadata

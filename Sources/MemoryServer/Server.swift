@@ -1,6 +1,7 @@
 import CLibUV
 import Logging
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import MemoryWire
 import Synchronization
 
@@ -61,8 +62,10 @@ public final class Server: @unchecked Sendable {
 
     /// - Parameters:
     ///   - reloadConfig: reads the configuration again on SIGHUP.
-    public init(config: DaemonConfig, backend: StoreBackend, logger: Logger,
-                reloadConfig: @escaping () throws -> DaemonConfig) {
+    public init(
+        config: DaemonConfig, backend: StoreBackend, logger: Logger,
+        reloadConfig: @escaping () throws -> DaemonConfig
+    ) {
         self.config = config
         self.backend = backend
         self.logger = logger
@@ -92,14 +95,17 @@ public final class Server: @unchecked Sendable {
         var services: [MemoryService] = []
         for _ in 0..<config.workerCount {
             let store = try backend.makeConnection()
-            services.append(MemoryService(store: store, limits: config.limits, version: Self.version,
-                                          startedAtUptimeNanos: startedAt, healthFigures: healthFiguresProvider()))
+            services.append(
+                MemoryService(
+                    store: store, limits: config.limits, version: Self.version,
+                    startedAtUptimeNanos: startedAt, healthFigures: healthFiguresProvider()))
         }
 
         async = uvAllocate(uv_async_t.self)
-        try uvCheck(uv_async_init(loop, async) { a in
-            Server.from(a!.pointee.loop).drainCompletions()
-        }, "uv_async_init")
+        try uvCheck(
+            uv_async_init(loop, async) { a in
+                Server.from(a!.pointee.loop).drainCompletions()
+            }, "uv_async_init")
         deadlineTimer = uvAllocate(uv_timer_t.self)
         try uvCheck(uv_timer_init(loop, deadlineTimer), "uv_timer_init")
         housekeepingTimer = uvAllocate(uv_timer_t.self)
@@ -110,9 +116,12 @@ public final class Server: @unchecked Sendable {
         for sig in [SIGTERM, SIGINT, SIGHUP] {
             let h = uvAllocate(uv_signal_t.self)
             try uvCheck(uv_signal_init(loop, h), "uv_signal_init")
-            try uvCheck(uv_signal_start(h, { h, signum in
-                Server.from(h!.pointee.loop).handleSignal(signum)
-            }, sig), "uv_signal_start(\(sig))")
+            try uvCheck(
+                uv_signal_start(
+                    h,
+                    { h, signum in
+                        Server.from(h!.pointee.loop).handleSignal(signum)
+                    }, sig), "uv_signal_start(\(sig))")
             uv_unref(cuv_handle(h))
             signalHandles.append(h)
         }
@@ -122,15 +131,18 @@ public final class Server: @unchecked Sendable {
         let asyncRef = SendablePointer(async)
         for (i, service) in services.enumerated() {
             let box = SendableBox(service)
-            workerThreads.append(startThread(name: "memoryd-w\(i)") { [self] in
-                self.workerMain(service: box.value, async: asyncRef.pointer)
-            })
+            workerThreads.append(
+                startThread(name: "memoryd-w\(i)") { [self] in
+                    self.workerMain(service: box.value, async: asyncRef.pointer)
+                })
         }
 
-        logger.info("memoryd serving", metadata: [
-            "socket": "\(servingPath)", "backend": "\(backend.name)", "workers": "\(config.workerCount)",
-            "version": "\(Self.version)",
-        ])
+        logger.info(
+            "memoryd serving",
+            metadata: [
+                "socket": "\(servingPath)", "backend": "\(backend.name)", "workers": "\(config.workerCount)",
+                "version": "\(Self.version)",
+            ])
         systemd.notify("READY=1\nSTATUS=\(statusLine())\nMAINPID=\(getpid())")
 
         uv_run(loop, UV_RUN_DEFAULT)
@@ -167,14 +179,15 @@ public final class Server: @unchecked Sendable {
             ownsSocketPath = true
             try SocketPath.setPermissions(config.socketPath, mode: config.socketMode, group: config.socketGroup)
         }
-        try uvCheck(uv_listen(cuv_stream(l), 1024) { server, status in
-            let s = Unmanaged<Server>.fromOpaque(server!.pointee.data).takeUnretainedValue()
-            if status < 0 {
-                s.logger.warning("accept failed", metadata: ["error": "\(String(cString: uv_strerror(status)))"])
-                return
-            }
-            s.accept()
-        }, "uv_listen(\(config.socketPath))")
+        try uvCheck(
+            uv_listen(cuv_stream(l), 1024) { server, status in
+                let s = Unmanaged<Server>.fromOpaque(server!.pointee.data).takeUnretainedValue()
+                if status < 0 {
+                    s.logger.warning("accept failed", metadata: ["error": "\(String(cString: uv_strerror(status)))"])
+                    return
+                }
+                s.accept()
+            }, "uv_listen(\(config.socketPath))")
     }
 
     private func accept() {
@@ -195,17 +208,23 @@ public final class Server: @unchecked Sendable {
         connections[id] = conn
         stats.connections.add(1, ordering: .relaxed)
 
-        let peerMetadata: Logger.Metadata = ["peer.uid": "\(peer.uid)", "peer.gid": "\(peer.gid)", "peer.pid": "\(peer.pid)"]
+        let peerMetadata: Logger.Metadata = [
+            "peer.uid": "\(peer.uid)", "peer.gid": "\(peer.gid)", "peer.pid": "\(peer.pid)",
+        ]
         if draining {
             conn.goAway(.unavailable, "server is shutting down")
         } else if !isAllowed(peer) {
             // Checked before max_connections so that a refused peer learns nothing about the server's load.
             logger.warning("connection refused: peer not in allowed_uids/allowed_gids", metadata: peerMetadata)
-            conn.goAway(.permissionDenied, peer.known
-                ? "permission denied: uid \(peer.uid) (gid \(peer.gid)) is not allowed: it is in neither allowed_uids nor allowed_gids"
-                : "permission denied: memoryd could not read the peer's credentials (SO_PEERCRED)")
+            conn.goAway(
+                .permissionDenied,
+                peer.known
+                    ? "permission denied: uid \(peer.uid) (gid \(peer.gid)) is not allowed: it is in neither allowed_uids nor allowed_gids"
+                    : "permission denied: memoryd could not read the peer's credentials (SO_PEERCRED)")
         } else if connections.count > config.maxConnections {
-            logger.warning("connection refused: max_connections reached", metadata: ["max_connections": "\(config.maxConnections)"])
+            logger.warning(
+                "connection refused: max_connections reached", metadata: ["max_connections": "\(config.maxConnections)"]
+            )
             conn.goAway(.resourceExhausted, "too many connections (max_connections is \(config.maxConnections))")
         } else {
             conn.logger.debug("connection accepted", metadata: peerMetadata)
@@ -305,15 +324,20 @@ public final class Server: @unchecked Sendable {
                     return
                 }
             }
-            PayloadCodec.withPingResponse(versionCString: versionCString, uptimeMs: (monotonicNanos() - startedAt) / 1_000_000) { payload in
+            PayloadCodec.withPingResponse(
+                versionCString: versionCString, uptimeMs: (monotonicNanos() - startedAt) / 1_000_000
+            ) { payload in
                 conn.appendResponse(id: r.id, payload: payload)
             }
             return
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
-        let call = Call(connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)
+        let call = Call(
+            connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)
         guard workQueue.tryPush(call) else {
-            respond(conn, r.id, .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
+            respond(
+                conn, r.id,
+                .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
             return
         }
         conn.inFlight[r.id] = call
@@ -346,7 +370,9 @@ public final class Server: @unchecked Sendable {
 
     private func execute(_ call: Call, _ service: MemoryService) -> [UInt8] {
         if call.deadline.hasPassed {
-            return FrameCodec.encodeResponse(id: call.requestID, error: .call(.deadlineExceeded, "deadline exceeded before the call started"), payload: [])
+            return FrameCodec.encodeResponse(
+                id: call.requestID, error: .call(.deadlineExceeded, "deadline exceeded before the call started"),
+                payload: [])
         }
         do throws(MemoryError) {
             let request = try PayloadCodec.decodeRequest(call.method, call.payload)
@@ -354,7 +380,10 @@ public final class Server: @unchecked Sendable {
             let payload = PayloadCodec.encodeResponse(response)
             let frame = FrameCodec.encodeResponse(id: call.requestID, error: nil, payload: payload)
             guard frame.count - 4 <= maxFrameBytes else {
-                throw MemoryError.call(.resourceExhausted, "the response is \(frame.count - 4) bytes, over max_frame_bytes (\(maxFrameBytes)); ask for a smaller page")
+                throw MemoryError.call(
+                    .resourceExhausted,
+                    "the response is \(frame.count - 4) bytes, over max_frame_bytes (\(maxFrameBytes)); ask for a smaller page"
+                )
             }
             return frame
         } catch {
@@ -376,7 +405,9 @@ public final class Server: @unchecked Sendable {
             spareCompletions = batch
         }
         for c in batch {
-            guard let conn = connections[c.call.connectionID], conn.inFlight[c.call.requestID] === c.call else { continue }
+            guard let conn = connections[c.call.connectionID], conn.inFlight[c.call.requestID] === c.call else {
+                continue
+            }
             conn.inFlight[c.call.requestID] = nil
             c.call.finish()
             stats.inFlight.subtract(1, ordering: .relaxed)
@@ -440,7 +471,9 @@ public final class Server: @unchecked Sendable {
             call.abandon()
             conn.inFlight[call.requestID] = nil
             stats.inFlight.subtract(1, ordering: .relaxed)
-            respond(conn, call.requestID, .call(.deadlineExceeded, "deadline exceeded after \(call.timeoutMs) ms (\(call.method.rawValue))"))
+            respond(
+                conn, call.requestID,
+                .call(.deadlineExceeded, "deadline exceeded after \(call.timeoutMs) ms (\(call.method.rawValue))"))
             conn.resumeIfBelowLimit()
         }
         flushDirty()
@@ -458,7 +491,12 @@ public final class Server: @unchecked Sendable {
                 logger.notice("\(name) again: closing connections now")
                 closeAllConnections()
             } else {
-                logger.info("\(name): draining", metadata: ["connections": "\(connections.count)", "in_flight": "\(stats.inFlight.load(ordering: .relaxed))"])
+                logger.info(
+                    "\(name): draining",
+                    metadata: [
+                        "connections": "\(connections.count)",
+                        "in_flight": "\(stats.inFlight.load(ordering: .relaxed))",
+                    ])
                 beginDrain()
             }
         }
@@ -485,12 +523,15 @@ public final class Server: @unchecked Sendable {
         let t = uvAllocate(uv_timer_t.self)
         uv_timer_init(loop, t)
         drainTimer = t
-        uv_timer_start(t, { t in
-            let s = Server.from(t!.pointee.loop)
-            s.logger.warning("drain timeout reached; closing the remaining connections",
-                             metadata: ["connections": "\(s.connections.count)"])
-            s.closeAllConnections()
-        }, config.drainTimeoutMs, 0)
+        uv_timer_start(
+            t,
+            { t in
+                let s = Server.from(t!.pointee.loop)
+                s.logger.warning(
+                    "drain timeout reached; closing the remaining connections",
+                    metadata: ["connections": "\(s.connections.count)"])
+                s.closeAllConnections()
+            }, config.drainTimeoutMs, 0)
     }
 
     private func closeAllConnections() {
@@ -511,17 +552,19 @@ public final class Server: @unchecked Sendable {
     }
 
     private func closeAllHandles() {
-        uv_walk(loop, { h, _ in
-            guard let h, uv_is_closing(h) == 0 else { return }
-            if h.pointee.type == UV_NAMED_PIPE, h.pointee.data != nil {
-                let loopServer = Server.from(h.pointee.loop)
-                if loopServer.connections.values.contains(where: { cuv_handle($0.handle) == h }) {
-                    Unmanaged<Connection>.fromOpaque(h.pointee.data).takeUnretainedValue().close()
-                    return
+        uv_walk(
+            loop,
+            { h, _ in
+                guard let h, uv_is_closing(h) == 0 else { return }
+                if h.pointee.type == UV_NAMED_PIPE, h.pointee.data != nil {
+                    let loopServer = Server.from(h.pointee.loop)
+                    if loopServer.connections.values.contains(where: { cuv_handle($0.handle) == h }) {
+                        Unmanaged<Connection>.fromOpaque(h.pointee.data).takeUnretainedValue().close()
+                        return
+                    }
                 }
-            }
-            uv_close(h) { h in h?.deallocate() }
-        }, nil)
+                uv_close(h) { h in h?.deallocate() }
+            }, nil)
         // Closing the signal handles restored the default dispositions; a late SIGTERM while the process
         // finishes its exit must not turn a clean exit 0 into "killed by SIGTERM".
         signal(SIGTERM, SIG_IGN)

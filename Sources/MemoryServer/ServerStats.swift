@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import Synchronization
 
 /// Live figures shared by the loop and the workers, for HealthCheck and systemd's STATUS=.

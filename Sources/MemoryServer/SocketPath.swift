@@ -1,4 +1,4 @@
-import MemoryCore
+import MemoryPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +17,8 @@ enum SocketPath {
             var st = stat()
             if stat(dir, &st) != 0 {
                 if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                    throw Failure(description: "cannot create the socket directory \(dir): \(String(cString: strerror(errno)))")
+                    throw Failure(
+                        description: "cannot create the socket directory \(dir): \(String(cString: strerror(errno)))")
                 }
             }
         }
@@ -50,7 +51,9 @@ enum SocketPath {
         if let numeric = UInt32(group) {
             gid = numeric
         } else {
-            guard let g = getgrnam(group) else { throw Failure(description: "socket_group \"\(group)\" does not exist") }
+            guard let g = getgrnam(group) else {
+                throw Failure(description: "socket_group \"\(group)\" does not exist")
+            }
             gid = g.pointee.gr_gid
         }
         if chown(path, uid_t.max, gid) != 0 {

@@ -32,7 +32,9 @@ public struct Systemd: Sendable {
         guard n > 0 else { return nil }
         let fd = csystemd_listen_fds_start()
         guard sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else {
-            throw SystemdError(call: "sd_is_socket_unix(fd \(fd))", code: -EINVAL, message: "the activated socket is not a listening AF_UNIX stream socket")
+            throw SystemdError(
+                call: "sd_is_socket_unix(fd \(fd))", code: -EINVAL,
+                message: "the activated socket is not a listening AF_UNIX stream socket")
         }
         return fd
     }

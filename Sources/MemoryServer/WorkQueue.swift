@@ -1,4 +1,5 @@
 import CLibUV
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -77,19 +78,24 @@ func startThread(name: String, stackSize: Int = 8 << 20, _ body: @escaping @Send
     final class Box: @unchecked Sendable {  // handed to exactly one new thread
         let body: @Sendable () -> Void
         let name: String
-        init(_ b: @escaping @Sendable () -> Void, _ n: String) { body = b; name = n }
+        init(_ b: @escaping @Sendable () -> Void, _ n: String) {
+            body = b
+            name = n
+        }
     }
     var attr = pthread_attr_t()
     pthread_attr_init(&attr)
     pthread_attr_setstacksize(&attr, stackSize)
     var tid = pthread_t()
     let box = Unmanaged.passRetained(Box(body, name)).toOpaque()
-    let rc = pthread_create(&tid, &attr, { arg in
-        let box = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
-        cuv_set_thread_name(String(box.name.prefix(15)))
-        box.body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &tid, &attr,
+        { arg in
+            let box = Unmanaged<AnyObject>.fromOpaque(arg!).takeRetainedValue() as! Box
+            cuv_set_thread_name(String(box.name.prefix(15)))
+            box.body()
+            return nil
+        }, box)
     precondition(rc == 0, "pthread_create failed: \(rc)")
     pthread_attr_destroy(&attr)
     return tid

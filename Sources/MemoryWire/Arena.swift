@@ -1,5 +1,5 @@
 import CMemoryProto
-import MemoryCore
+import MemoryDomain
 
 #if canImport(Glibc)
 import Glibc
@@ -78,7 +78,9 @@ final class Arena {
     }
 
     /// An array of pointers to messages built by `make`.
-    func messages<E, T>(_ elements: [E], _ make: (E) -> UnsafeMutablePointer<T>) -> UnsafeMutablePointer<UnsafeMutablePointer<T>?>? {
+    func messages<E, T>(_ elements: [E], _ make: (E) -> UnsafeMutablePointer<T>) -> UnsafeMutablePointer<
+        UnsafeMutablePointer<T>?
+    >? {
         if elements.isEmpty { return nil }
         let arr = alloc(UnsafeMutablePointer<T>?.self, count: elements.count)
         for (i, e) in elements.enumerated() { arr[i] = make(e) }
@@ -105,8 +107,10 @@ func readFloats(_ p: UnsafeMutablePointer<Float>?, _ n: Int) -> [Float] {
 }
 
 /// Iterates a protobuf-c repeated message field.
-func forEach<T>(_ p: UnsafeMutablePointer<UnsafeMutablePointer<T>?>?, _ n: Int,
-                _ body: (Int, UnsafeMutablePointer<T>) throws(MemoryError) -> Void) throws(MemoryError) {
+func forEach<T>(
+    _ p: UnsafeMutablePointer<UnsafeMutablePointer<T>?>?, _ n: Int,
+    _ body: (Int, UnsafeMutablePointer<T>) throws(MemoryError) -> Void
+) throws(MemoryError) {
     guard let p else { return }
     for i in 0..<n {
         guard let e = p[i] else { continue }

@@ -1,5 +1,5 @@
 import CMemoryProto
-import MemoryCore
+import MemoryDomain
 
 /// Encodes and decodes `orchestra.rpc.v1.Frame` with protobuf-c.
 public enum FrameCodec {
@@ -24,7 +24,7 @@ public enum FrameCodec {
     public static func decode(_ body: UnsafeRawBufferPointer) throws(DecodeError) -> Frame {
         guard NestingCheck.isWithin(body, limit: maxNesting) else { throw .tooDeep }
         guard let base = body.baseAddress,
-              let f = orchestra__rpc__v1__frame__unpack(nil, body.count, base.assumingMemoryBound(to: UInt8.self))
+            let f = orchestra__rpc__v1__frame__unpack(nil, body.count, base.assumingMemoryBound(to: UInt8.self))
         else { throw .undecodable }
         defer { orchestra__rpc__v1__frame__free_unpacked(f, nil) }
         // A NUL would cut the method or a metadata string short (protobuf-c strings are C strings).
@@ -35,22 +35,29 @@ public enum FrameCodec {
                 guard let r = f.pointee.request else { throw .validation("") }
                 var metadata: [String: String] = [:]
                 try forEach(r.pointee.metadata, r.pointee.n_metadata) { (_, e) throws(MemoryError) in
-                    metadata[try readString(e.pointee.key, field: "metadata")] = try readString(e.pointee.value, field: "metadata")
+                    metadata[try readString(e.pointee.key, field: "metadata")] = try readString(
+                        e.pointee.value, field: "metadata")
                 }
-                return .request(RequestFrame(id: r.pointee.id, method: try readString(r.pointee.method, field: "method"),
-                                             timeoutMs: r.pointee.timeout_ms, metadata: metadata,
-                                             payload: readBytes(r.pointee.payload)))
+                return .request(
+                    RequestFrame(
+                        id: r.pointee.id, method: try readString(r.pointee.method, field: "method"),
+                        timeoutMs: r.pointee.timeout_ms, metadata: metadata,
+                        payload: readBytes(r.pointee.payload)))
             case ORCHESTRA__RPC__V1__FRAME__KIND_RESPONSE:
                 guard let r = f.pointee.response else { throw .validation("") }
-                return .response(ResponseFrame(id: r.pointee.id, error: try readStatus(r.pointee.status),
-                                               payload: readBytes(r.pointee.payload)))
+                return .response(
+                    ResponseFrame(
+                        id: r.pointee.id, error: try readStatus(r.pointee.status),
+                        payload: readBytes(r.pointee.payload)))
             case ORCHESTRA__RPC__V1__FRAME__KIND_CANCEL:
                 return .cancel(id: f.pointee.cancel?.pointee.id ?? 0)
             case ORCHESTRA__RPC__V1__FRAME__KIND_GOAWAY:
                 guard let g = f.pointee.goaway else { throw .validation("") }
-                return .goAway(GoAwayFrame(code: StatusCode(rawValue: g.pointee.code) ?? .unknown,
-                                           message: try readString(g.pointee.message, field: "message"),
-                                           lastRequestID: g.pointee.last_request_id))
+                return .goAway(
+                    GoAwayFrame(
+                        code: StatusCode(rawValue: g.pointee.code) ?? .unknown,
+                        message: try readString(g.pointee.message, field: "message"),
+                        lastRequestID: g.pointee.last_request_id))
             default:
                 throw .validation("")
             }
@@ -121,8 +128,9 @@ public enum FrameCodec {
         if let error {
             r.status = arena!.status(error)
         } else if payload.count > 0 {
-            r.payload = ProtobufCBinaryData(len: payload.count,
-                                            data: UnsafeMutablePointer(mutating: payload.baseAddress!.assumingMemoryBound(to: UInt8.self)))
+            r.payload = ProtobufCBinaryData(
+                len: payload.count,
+                data: UnsafeMutablePointer(mutating: payload.baseAddress!.assumingMemoryBound(to: UInt8.self)))
         }
         return withUnsafeMutablePointer(to: &r) { rp in
             f.kind_case = ORCHESTRA__RPC__V1__FRAME__KIND_RESPONSE
@@ -139,7 +147,10 @@ public enum FrameCodec {
         let size = orchestra__rpc__v1__frame__get_packed_size(f)
         return [UInt8](unsafeUninitializedCapacity: size + 4) { buf, count in
             let n = UInt32(size)
-            buf[0] = UInt8(n >> 24); buf[1] = UInt8(n >> 16 & 0xff); buf[2] = UInt8(n >> 8 & 0xff); buf[3] = UInt8(n & 0xff)
+            buf[0] = UInt8(n >> 24)
+            buf[1] = UInt8(n >> 16 & 0xff)
+            buf[2] = UInt8(n >> 8 & 0xff)
+            buf[3] = UInt8(n & 0xff)
             let written = orchestra__rpc__v1__frame__pack(f, buf.baseAddress! + 4)
             count = written + 4
         }

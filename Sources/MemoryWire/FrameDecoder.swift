@@ -1,5 +1,4 @@
 import CMemoryProto
-import MemoryCore
 
 #if canImport(Glibc)
 import Glibc
@@ -49,12 +48,14 @@ public final class FrameDecoder {
 
     /// Decodes `body`; when it is a Request, calls `fn` with it and returns its result. Returns nil for the
     /// other kinds of frame (decode those with ``FrameCodec``). Throws what `FrameCodec.decode` throws.
-    public func withRequest<R>(_ body: UnsafeRawBufferPointer, _ fn: (RequestView) -> R) throws(FrameCodec.DecodeError) -> R? {
+    public func withRequest<R>(_ body: UnsafeRawBufferPointer, _ fn: (RequestView) -> R) throws(FrameCodec.DecodeError)
+        -> R?
+    {
         guard NestingCheck.isWithin(body, limit: FrameCodec.maxNesting) else { throw .tooDeep }
         used = 0
         defer { used = 0 }
         guard let base = body.baseAddress,
-              let f = orchestra__rpc__v1__frame__unpack(&allocator, body.count, base.assumingMemoryBound(to: UInt8.self))
+            let f = orchestra__rpc__v1__frame__unpack(&allocator, body.count, base.assumingMemoryBound(to: UInt8.self))
         else { throw .undecodable }
         defer { orchestra__rpc__v1__frame__free_unpacked(f, &allocator) }
         // As in FrameCodec.decode: a NUL inside a string (e.g. ".../Ping\0junk") would be cut silently.
@@ -70,9 +71,13 @@ public final class FrameDecoder {
             guard Self.isUTF8(e.pointee.key), Self.isUTF8(e.pointee.value) else { throw .undecodable }
         }
         guard Self.isUTF8(r.pointee.method) else { throw .undecodable }
-        let method = r.pointee.method.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        let method =
+            r.pointee.method.map { UnsafeRawBufferPointer(start: $0, count: strlen($0)) }
+            ?? UnsafeRawBufferPointer(start: nil, count: 0)
         let p = r.pointee.payload
-        let payload = p.len > 0 && p.data != nil ? UnsafeRawBufferPointer(start: p.data, count: p.len) : UnsafeRawBufferPointer(start: nil, count: 0)
+        let payload =
+            p.len > 0 && p.data != nil
+            ? UnsafeRawBufferPointer(start: p.data, count: p.len) : UnsafeRawBufferPointer(start: nil, count: 0)
         return fn(RequestView(id: r.pointee.id, timeoutMs: r.pointee.timeout_ms, method: method, payload: payload))
     }
 
@@ -96,8 +101,9 @@ extension FrameCodec {
         orchestra__rpc__v1__response__init(&r)
         r.id = id
         if payload.count > 0 {
-            r.payload = ProtobufCBinaryData(len: payload.count,
-                                            data: UnsafeMutablePointer(mutating: payload.baseAddress!.assumingMemoryBound(to: UInt8.self)))
+            r.payload = ProtobufCBinaryData(
+                len: payload.count,
+                data: UnsafeMutablePointer(mutating: payload.baseAddress!.assumingMemoryBound(to: UInt8.self)))
         }
         withUnsafeMutablePointer(to: &r) { rp in
             f.kind_case = ORCHESTRA__RPC__V1__FRAME__KIND_RESPONSE
@@ -108,7 +114,10 @@ extension FrameCodec {
                 out.append(contentsOf: repeatElement(0, count: size + 4))
                 out.withUnsafeMutableBufferPointer { b in
                     let n = UInt32(size)
-                    b[start] = UInt8(n >> 24); b[start + 1] = UInt8(n >> 16 & 0xff); b[start + 2] = UInt8(n >> 8 & 0xff); b[start + 3] = UInt8(n & 0xff)
+                    b[start] = UInt8(n >> 24)
+                    b[start + 1] = UInt8(n >> 16 & 0xff)
+                    b[start + 2] = UInt8(n >> 8 & 0xff)
+                    b[start + 3] = UInt8(n & 0xff)
                     _ = orchestra__rpc__v1__frame__pack(fp, b.baseAddress! + start + 4)
                 }
             }
@@ -118,8 +127,10 @@ extension FrameCodec {
 
 extension PayloadCodec {
     /// Packs a PingResponse on the stack and hands its bytes to `body` (the loop thread's Ping, no allocation).
-    public static func withPingResponse<R>(versionCString: UnsafePointer<CChar>, uptimeMs: UInt64,
-                                           _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    public static func withPingResponse<R>(
+        versionCString: UnsafePointer<CChar>, uptimeMs: UInt64,
+        _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R {
         var m = Orchestra__Memory__V1__PingResponse()
         orchestra__memory__v1__ping_response__init(&m)
         m.server_version = UnsafeMutablePointer(mutating: versionCString)

@@ -23,8 +23,10 @@ enum WireScan {
     /// Calls `body` with the field number and byte range of each length-delimited field of the message in
     /// `start..<end`, skipping the others, until the bytes run out, stop making sense, or `body` returns false.
     @inline(__always)
-    static func lengthDelimitedFields(_ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int,
-                                      _ body: (UInt64, Range<Int>) -> Bool) {
+    static func lengthDelimitedFields(
+        _ b: UnsafeRawBufferPointer, _ start: Int, _ end: Int,
+        _ body: (UInt64, Range<Int>) -> Bool
+    ) {
         var i = start
         while i < end {
             guard let (tag, afterTag) = varint(b, i, end), tag >> 3 != 0 else { return }

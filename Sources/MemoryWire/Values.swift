@@ -1,8 +1,9 @@
 import CMemoryProto
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 // Conversions of the shared messages (Timestamp, Struct/Value, Status, MemoryItem, AgentData) between
-// protobuf-c structs and MemoryCore values.
+// protobuf-c structs and MemoryDomain values.
 
 typealias PTimestamp = Google__Protobuf__Timestamp
 typealias PStruct = Google__Protobuf__Struct
@@ -138,7 +139,9 @@ func readTimestamp(_ p: UnsafeMutablePointer<PTimestamp>?) -> Timestamp? {
     return Timestamp(seconds: p.pointee.seconds, nanos: p.pointee.nanos)
 }
 
-func readStruct(_ p: UnsafeMutablePointer<PStruct>?, field: String, depth: Int = 0) throws(MemoryError) -> [String: JSONValue] {
+func readStruct(_ p: UnsafeMutablePointer<PStruct>?, field: String, depth: Int = 0) throws(MemoryError) -> [String:
+    JSONValue]
+{
     guard let p else { return [:] }
     guard depth < maxValueDepth else { throw .validation("\(field) is nested deeper than \(maxValueDepth) levels") }
     var out: [String: JSONValue] = [:]
@@ -156,8 +159,10 @@ func readValue(_ p: UnsafeMutablePointer<PValue>?, field: String, depth: Int = 0
     switch p.pointee.kind_case {
     case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE: return .bool(p.pointee.bool_value != 0)
     case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: return .number(p.pointee.number_value)
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: return .string(try readString(p.pointee.string_value, field: field))
-    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE: return .object(try readStruct(p.pointee.struct_value, field: field, depth: depth + 1))
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE:
+        return .string(try readString(p.pointee.string_value, field: field))
+    case GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE:
+        return .object(try readStruct(p.pointee.struct_value, field: field, depth: depth + 1))
     case GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE:
         guard let l = p.pointee.list_value else { return .array([]) }
         var a: [JSONValue] = []
@@ -174,38 +179,42 @@ func readStatus(_ p: UnsafeMutablePointer<PStatus>?) throws(MemoryError) -> Memo
     guard let p, p.pointee.code != 0 else { return nil }
     var details: [String: String] = [:]
     try forEach(p.pointee.details, p.pointee.n_details) { (_, d) throws(MemoryError) in
-        details[try readString(d.pointee.key, field: "status.details key")] = try readString(d.pointee.value, field: "status.details")
+        details[try readString(d.pointee.key, field: "status.details key")] = try readString(
+            d.pointee.value, field: "status.details")
     }
-    return MemoryError(code: StatusCode(rawValue: p.pointee.code) ?? .unknown,
-                       type: ErrorType(rawValue: Int32(truncatingIfNeeded: p.pointee.error_type.rawValue)) ?? .unspecified,
-                       message: try readString(p.pointee.message, field: "status.message"),
-                       operation: try readString(p.pointee.operation, field: "status.operation"),
-                       details: details)
+    return MemoryError(
+        code: StatusCode(rawValue: p.pointee.code) ?? .unknown,
+        type: ErrorType(rawValue: Int32(truncatingIfNeeded: p.pointee.error_type.rawValue)) ?? .unspecified,
+        message: try readString(p.pointee.message, field: "status.message"),
+        operation: try readString(p.pointee.operation, field: "status.operation"),
+        details: details)
 }
 
 func readMemoryItem(_ p: UnsafeMutablePointer<PMemoryItem>?, field: String) throws(MemoryError) -> MemoryItem {
     guard let p else { return MemoryItem() }
     let m = p.pointee
-    return MemoryItem(id: try readString(m.id, field: "\(field).id"),
-                      userID: try readString(m.user_id, field: "\(field).user_id"),
-                      sessionID: try readString(m.session_id, field: "\(field).session_id"),
-                      timestamp: readTimestamp(m.timestamp),
-                      itemType: try readString(m.item_type, field: "\(field).item_type"),
-                      personaActive: try readString(m.persona_active, field: "\(field).persona_active"),
-                      textContent: try readString(m.text_content, field: "\(field).text_content"),
-                      embedding: readFloats(m.embedding, m.n_embedding),
-                      metadata: try readStruct(m.metadata, field: "\(field).metadata"),
-                      expiration: readTimestamp(m.expiration))
+    return MemoryItem(
+        id: try readString(m.id, field: "\(field).id"),
+        userID: try readString(m.user_id, field: "\(field).user_id"),
+        sessionID: try readString(m.session_id, field: "\(field).session_id"),
+        timestamp: readTimestamp(m.timestamp),
+        itemType: try readString(m.item_type, field: "\(field).item_type"),
+        personaActive: try readString(m.persona_active, field: "\(field).persona_active"),
+        textContent: try readString(m.text_content, field: "\(field).text_content"),
+        embedding: readFloats(m.embedding, m.n_embedding),
+        metadata: try readStruct(m.metadata, field: "\(field).metadata"),
+        expiration: readTimestamp(m.expiration))
 }
 
 func readAgentData(_ p: UnsafeMutablePointer<PAgentData>?, field: String) throws(MemoryError) -> AgentData {
     guard let p else { return AgentData() }
     let m = p.pointee
-    return AgentData(id: try readString(m.id, field: "\(field).id"),
-                     agentID: try readString(m.agent_id, field: "\(field).agent_id"),
-                     timestamp: readTimestamp(m.timestamp),
-                     dataType: try readString(m.data_type, field: "\(field).data_type"),
-                     content: m.content == nil ? nil : try readValue(m.content, field: "\(field).content"),
-                     metadata: try readStruct(m.metadata, field: "\(field).metadata"),
-                     expiration: readTimestamp(m.expiration))
+    return AgentData(
+        id: try readString(m.id, field: "\(field).id"),
+        agentID: try readString(m.agent_id, field: "\(field).agent_id"),
+        timestamp: readTimestamp(m.timestamp),
+        dataType: try readString(m.data_type, field: "\(field).data_type"),
+        content: m.content == nil ? nil : try readValue(m.content, field: "\(field).content"),
+        metadata: try readStruct(m.metadata, field: "\(field).metadata"),
+        expiration: readTimestamp(m.expiration))
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 #if canImport(Glibc)
 import Glibc
@@ -19,8 +19,9 @@ struct Allocs: ParsableCommand {
 
     func run() throws {
         let client = try waitForDaemon(socket)
-        let item = MemoryItem(id: "bench_warm_item", userID: "bench", sessionID: "s1",
-                              textContent: String(repeating: "memory ", count: 14))
+        let item = MemoryItem(
+            id: "bench_warm_item", userID: "bench", sessionID: "s1",
+            textContent: String(repeating: "memory ", count: 14))
         _ = try client.addMemoryItem(item, upsert: true)
         client.close()
         for (name, request) in [("ping", MethodRequest.ping), ("get", .getMemoryItem(id: item.id))] {
@@ -30,8 +31,12 @@ struct Allocs: ParsableCommand {
             _ = gen.run(calls: calls, record: false)
             let after = try snapshot()
             let perCall = Double(after - before) / Double(calls)
-            print("allocs per call: \(pad(name, 5)) \(fmt(perCall, 2))  (\(after - before) mallocs over \(calls) calls, 1x1, all threads)")
-            ResultLog(path: jsonOut).write(["kind": .string("allocs"), "method": .string(name), "allocs_per_call": .number(perCall)])
+            print(
+                "allocs per call: \(pad(name, 5)) \(fmt(perCall, 2))  (\(after - before) mallocs over \(calls) calls, 1x1, all threads)"
+            )
+            ResultLog(path: jsonOut).write([
+                "kind": .string("allocs"), "method": .string(name), "allocs_per_call": .number(perCall),
+            ])
         }
     }
 
@@ -43,10 +48,14 @@ struct Allocs: ParsableCommand {
             usleep(5000)
             let text = (try? runShell("cat '\(countFile)'")) ?? ""
             let all = text.split(separator: "\n")
-            if all.count > lines, let last = all.last, let a = last.split(separator: " ").first?.split(separator: "=").last, let n = Int(a) {
+            if all.count > lines, let last = all.last,
+                let a = last.split(separator: " ").first?.split(separator: "=").last, let n = Int(a)
+            {
                 return n
             }
         }
-        throw BenchError("memoryd (pid \(pid)) did not write its malloc count to \(countFile): was it started with LD_PRELOAD=malloc-count.so?")
+        throw BenchError(
+            "memoryd (pid \(pid)) did not write its malloc count to \(countFile): was it started with LD_PRELOAD=malloc-count.so?"
+        )
     }
 }

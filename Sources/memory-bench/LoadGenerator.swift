@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryPosix
 import MemoryWire
 
 #if canImport(Glibc)
@@ -48,7 +49,8 @@ final class LoadGenerator {
         let payload = PayloadCodec.encodeRequest(request)
         var b: [UInt8] = []
         for id in 1...depth {
-            b += FrameCodec.encode(.request(RequestFrame(id: UInt64(id), method: request.method.path, payload: payload)))
+            b += FrameCodec.encode(
+                .request(RequestFrame(id: UInt64(id), method: request.method.path, payload: payload)))
         }
         batch = b
         try connectAll(connections)
@@ -112,12 +114,20 @@ final class LoadGenerator {
         }
         while done < started {
             let n = poll(&pollSet, nfds_t(pollSet.count), 10_000)
-            if n < 0 { if errno == EINTR { continue }; fatalError("poll") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                fatalError("poll")
+            }
             if n == 0 { fatalError("no response from memoryd within 10 s (\(done)/\(started) done)") }
             for e in 0..<pollSet.count where pollSet[e].revents != 0 {
                 let c = conns[e]
-                let r = c.buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress! + c.filled, $0.count - c.filled, 0) }
-                if r < 0 { if errno == EINTR || errno == EAGAIN { continue }; fatalError("recv: \(String(cString: strerror(errno)))") }
+                let r = c.buffer.withUnsafeMutableBytes {
+                    recv(c.fd, $0.baseAddress! + c.filled, $0.count - c.filled, 0)
+                }
+                if r < 0 {
+                    if errno == EINTR || errno == EAGAIN { continue }
+                    fatalError("recv: \(String(cString: strerror(errno)))")
+                }
                 if r == 0 { fatalError("memoryd closed the connection") }
                 let now = nowNanos()
                 c.filled += r
@@ -133,13 +143,17 @@ final class LoadGenerator {
                             got += 1
                             continue
                         }
-                        let len = Int(UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
+                        let len = Int(
+                            UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
                         guard c.filled - i - 4 >= len else { break }
                         let body = UnsafeRawBufferPointer(rebasing: b[(i + 4)..<(i + 4 + len)])
                         if !Self.isOKResponse(body) { errors += 1 }
                         if !c.checkedFirst {
                             c.checkedFirst = true
-                            if case .response(let resp)? = try? FrameCodec.decode(body), resp.error == nil {} else { errors += 1 }
+                            if case .response(let resp)? = try? FrameCodec.decode(body), resp.error == nil {
+                            } else {
+                                errors += 1
+                            }
                         }
                         i += 4 + len
                         got += 1
@@ -147,7 +161,9 @@ final class LoadGenerator {
                 }
                 if i > 0 {
                     if i < c.filled {
-                        c.buffer.withUnsafeMutableBytes { b in b.baseAddress!.copyMemory(from: b.baseAddress! + i, byteCount: c.filled - i) }
+                        c.buffer.withUnsafeMutableBytes { b in
+                            b.baseAddress!.copyMemory(from: b.baseAddress! + i, byteCount: c.filled - i)
+                        }
                     }
                     c.filled -= i
                 }
@@ -193,7 +209,9 @@ final class LoadGenerator {
             let field = key >> 3, wire = key & 7
             if field == 2 { return false }
             switch wire {
-            case 0: guard let (_, v) = varint(body, i) else { return false }; i = v
+            case 0:
+                guard let (_, v) = varint(body, i) else { return false }
+                i = v
             case 2:
                 guard let (len, l) = varint(body, i) else { return false }
                 i = l + Int(len)

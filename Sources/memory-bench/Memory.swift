@@ -1,6 +1,6 @@
 import ArgumentParser
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +8,8 @@ import Glibc
 
 /// memoryd's resident memory: idle, with many idle connections, and after a million calls.
 struct Memory: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "memoryd RSS idle, with idle connections, and after many calls.")
+    static let configuration = CommandConfiguration(
+        abstract: "memoryd RSS idle, with idle connections, and after many calls.")
 
     @Option(help: "memoryd's socket.") var socket: String
     @Option(help: "memoryd's pid.") var pid: Int32
@@ -35,13 +36,20 @@ struct Memory: ParsableCommand {
         usleep(200_000)
         let withConns = residentKiB(pid: pid)
         let perConn = Double(withConns.rss - idle.rss) / Double(idleConnections)
-        print("  with \(idleConnections) idle connections:  RSS \(fmt(Double(withConns.rss) / 1024, 1)) MiB (\(fmt(perConn, 1)) KiB per connection)")
-        log.write(["kind": .string("memory"), "phase": .string("idle_connections"), "connections": .number(Double(idleConnections)),
-                   "rss_kib": .number(Double(withConns.rss))])
+        print(
+            "  with \(idleConnections) idle connections:  RSS \(fmt(Double(withConns.rss) / 1024, 1)) MiB (\(fmt(perConn, 1)) KiB per connection)"
+        )
+        log.write([
+            "kind": .string("memory"), "phase": .string("idle_connections"),
+            "connections": .number(Double(idleConnections)),
+            "rss_kib": .number(Double(withConns.rss)),
+        ])
         for c in conns { c.close() }
         conns = []
 
-        let item = MemoryItem(id: "bench_warm_item", userID: "bench", sessionID: "s1", textContent: String(repeating: "memory ", count: 14))
+        let item = MemoryItem(
+            id: "bench_warm_item", userID: "bench", sessionID: "s1",
+            textContent: String(repeating: "memory ", count: 14))
         _ = try client.addMemoryItem(item, upsert: true)
         let t = nowNanos()
         var done = 0
@@ -53,8 +61,12 @@ struct Memory: ParsableCommand {
         }
         usleep(500_000)
         let after = residentKiB(pid: pid)
-        print("  after \(done) calls:         RSS \(fmt(Double(after.rss) / 1024, 1)) MiB, peak \(fmt(Double(after.hwm) / 1024, 1)) MiB (calls took \(fmt(Double(nowNanos() - t) / 1e9, 1)) s)")
-        log.write(["kind": .string("memory"), "phase": .string("after_calls"), "calls": .number(Double(done)),
-                   "rss_kib": .number(Double(after.rss)), "hwm_kib": .number(Double(after.hwm))])
+        print(
+            "  after \(done) calls:         RSS \(fmt(Double(after.rss) / 1024, 1)) MiB, peak \(fmt(Double(after.hwm) / 1024, 1)) MiB (calls took \(fmt(Double(nowNanos() - t) / 1e9, 1)) s)"
+        )
+        log.write([
+            "kind": .string("memory"), "phase": .string("after_calls"), "calls": .number(Double(done)),
+            "rss_kib": .number(Double(after.rss)), "hwm_kib": .number(Double(after.hwm)),
+        ])
     }
 }

@@ -1,5 +1,5 @@
 import MemoryClient
-import MemoryCore
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -81,7 +81,8 @@ func waitForDaemon(_ socketPath: String, timeoutSeconds: Double = 60) throws -> 
             usleep(50_000)
         }
     }
-    throw BenchError("memoryd at \(socketPath) did not answer within \(timeoutSeconds) s: \(last.map { "\($0)" } ?? "")")
+    throw BenchError(
+        "memoryd at \(socketPath) did not answer within \(timeoutSeconds) s: \(last.map { "\($0)" } ?? "")")
 }
 
 struct BenchError: Error, CustomStringConvertible {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MemoryClient
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -26,15 +27,18 @@ struct TransportFigure {
     var errors: Int
 
     var json: [String: JSONValue] {
-        ["kind": .string("transport"), "system": .string(system), "method": .string(method), "shape": .string(shape),
-         "calls_per_s": .number(callsPerSecond), "p50_us": .number(p50), "p99_us": .number(p99),
-         "p999_us": .number(p999), "errors": .number(Double(errors))]
+        [
+            "kind": .string("transport"), "system": .string(system), "method": .string(method), "shape": .string(shape),
+            "calls_per_s": .number(callsPerSecond), "p50_us": .number(p50), "p99_us": .number(p99),
+            "p999_us": .number(p999), "errors": .number(Double(errors)),
+        ]
     }
 }
 
 struct Transport: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Ping and GetMemoryItem against memoryd, side by side with redis-benchmark (PING, GET) on a Unix socket.")
+        abstract:
+            "Ping and GetMemoryItem against memoryd, side by side with redis-benchmark (PING, GET) on a Unix socket.")
 
     @Option(help: "memoryd's socket.") var socket: String
     @Option(help: "redis-server's Unix socket (omit to skip Redis).") var redisSocket: String?
@@ -48,14 +52,17 @@ struct Transport: ParsableCommand {
         let log = ResultLog(path: jsonOut)
         let client = try waitForDaemon(socket)
         // A warm item: small text, no embedding (GET of one short record, like Redis's GET).
-        let item = MemoryItem(id: "bench_warm_item", userID: "bench", sessionID: "s1",
-                              textContent: String(repeating: "memory ", count: 14))
+        let item = MemoryItem(
+            id: "bench_warm_item", userID: "bench", sessionID: "s1",
+            textContent: String(repeating: "memory ", count: 14))
         _ = try client.addMemoryItem(item, upsert: true)
         let id = try client.connection.start(.getMemoryItem(id: item.id))
         let getPayloadBytes = try client.connection.waitResponse(id).payload.count
         client.close()
         if let redisSocket {
-            try runShell("redis-cli -s '\(redisSocket)' set key:__rand_int__ '\(String(repeating: "x", count: getPayloadBytes))' >/dev/null")
+            try runShell(
+                "redis-cli -s '\(redisSocket)' set key:__rand_int__ '\(String(repeating: "x", count: getPayloadBytes))' >/dev/null"
+            )
         }
 
         let shapeList: [LoadShape] = try shapes.split(separator: ",").map { s in
@@ -64,8 +71,12 @@ struct Transport: ParsableCommand {
             return LoadShape(connections: p[0], depth: p[1], calls: p[0] == 1 && p[1] == 1 ? calls : 2 * calls)
         }
         let methodList = methods.split(separator: ",").map(String.init)
-        print("transport: memoryd at \(socket)\(redisSocket.map { ", redis at \($0)" } ?? ""); GET value/payload \(getPayloadBytes) bytes; \(reps) reps")
-        print("\(pad("method", 6)) \(pad("shape", 5)) \(pad("system", 8)) \(pad("calls/s", 9)) \(pad("p50 us", 8)) \(pad("p99 us", 8)) \(pad("p99.9 us", 9))")
+        print(
+            "transport: memoryd at \(socket)\(redisSocket.map { ", redis at \($0)" } ?? ""); GET value/payload \(getPayloadBytes) bytes; \(reps) reps"
+        )
+        print(
+            "\(pad("method", 6)) \(pad("shape", 5)) \(pad("system", 8)) \(pad("calls/s", 9)) \(pad("p50 us", 8)) \(pad("p99 us", 8)) \(pad("p99.9 us", 9))"
+        )
 
         var all: [TransportFigure] = []
         for rep in 1...reps {
@@ -76,7 +87,8 @@ struct Transport: ParsableCommand {
                     printRow(m)
                     log.write(m.json.merging(["rep": .number(Double(rep))]) { a, _ in a })
                     if let redisSocket {
-                        let r = try measureRedis(socket: redisSocket, method: method, shape: shape, valueBytes: getPayloadBytes)
+                        let r = try measureRedis(
+                            socket: redisSocket, method: method, shape: shape, valueBytes: getPayloadBytes)
                         all.append(r)
                         printRow(r)
                         log.write(r.json.merging(["rep": .number(Double(rep))]) { a, _ in a })
@@ -89,7 +101,9 @@ struct Transport: ParsableCommand {
             }
         }
         // Summary: the median over repetitions of each figure, and memoryd / Redis.
-        print("\nsummary (median of \(reps) reps; redis = redis-benchmark, redis-mb = Redis through memory-bench's load generator; targets: p50 at 1x1 <= redis, calls/s at 50x1 and 1x16 >= redis)")
+        print(
+            "\nsummary (median of \(reps) reps; redis = redis-benchmark, redis-mb = Redis through memory-bench's load generator; targets: p50 at 1x1 <= redis, calls/s at 50x1 and 1x16 >= redis)"
+        )
         for method in methodList {
             for shape in shapeList {
                 let m = median(all.filter { $0.system == "memoryd" && $0.method == method && $0.shape == shape.label })
@@ -103,13 +117,16 @@ struct Transport: ParsableCommand {
                 printRow(g)
                 log.write(g.json.merging(["summary": .bool(true)]) { a, _ in a })
                 for (other, name) in [(r, "redis-benchmark"), (g, "redis via memory-bench's client")] {
-                    let verdict = shape.label == "1x1"
+                    let verdict =
+                        shape.label == "1x1"
                         ? "p50 \(fmt(m.p50 / other.p50, 2))x -> \(m.p50 <= other.p50 ? "MET" : "MISSED")"
                         : "calls/s \(fmt(m.callsPerSecond / other.callsPerSecond, 2))x -> \(m.callsPerSecond >= other.callsPerSecond ? "MET" : "MISSED")"
                     print("       \(pad(shape.label, 5))   memoryd vs \(name): \(verdict)")
-                    log.write(["kind": .string("transport_ratio"), "method": .string(method), "shape": .string(shape.label),
-                               "against": .string(name), "p50_ratio": .number(m.p50 / other.p50),
-                               "calls_ratio": .number(m.callsPerSecond / other.callsPerSecond)])
+                    log.write([
+                        "kind": .string("transport_ratio"), "method": .string(method), "shape": .string(shape.label),
+                        "against": .string(name), "p50_ratio": .number(m.p50 / other.p50),
+                        "calls_ratio": .number(m.callsPerSecond / other.callsPerSecond),
+                    ])
                 }
             }
         }
@@ -119,7 +136,9 @@ struct Transport: ParsableCommand {
     }
 
     func printRow(_ f: TransportFigure) {
-        print("\(pad(f.method, 6)) \(pad(f.shape, 5)) \(pad(f.system, 8)) \(pad(fmt(f.callsPerSecond, 0), 9)) \(pad(fmt(f.p50), 8)) \(pad(fmt(f.p99), 8)) \(pad(fmt(f.p999), 9))\(f.errors > 0 ? "  errors: \(f.errors)" : "")")
+        print(
+            "\(pad(f.method, 6)) \(pad(f.shape, 5)) \(pad(f.system, 8)) \(pad(fmt(f.callsPerSecond, 0), 9)) \(pad(fmt(f.p50), 8)) \(pad(fmt(f.p99), 8)) \(pad(fmt(f.p999), 9))\(f.errors > 0 ? "  errors: \(f.errors)" : "")"
+        )
     }
 
     func median(_ figs: [TransportFigure]) -> TransportFigure {
@@ -138,21 +157,25 @@ struct Transport: ParsableCommand {
 
     func measureMemoryd(method: String, shape: LoadShape, itemID: String) throws -> TransportFigure {
         let request: MethodRequest = method == "ping" ? .ping : .getMemoryItem(id: itemID)
-        let gen = try LoadGenerator(socketPath: socket, request: request, connections: shape.connections, depth: shape.depth)
+        let gen = try LoadGenerator(
+            socketPath: socket, request: request, connections: shape.connections, depth: shape.depth)
         _ = gen.run(calls: min(shape.calls / 10, 5000), record: false)
         let r = gen.run(calls: shape.calls)
-        return TransportFigure(system: "memoryd", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
-                               p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
+        return TransportFigure(
+            system: "memoryd", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
+            p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
     }
 
     /// Redis measured by memory-bench's own load generator (RESP PING / GET), exactly as memoryd is.
     func measureRedisSameClient(socket: String, method: String, shape: LoadShape) throws -> TransportFigure {
         let command = method == "ping" ? ["PING"] : ["GET", "key:__rand_int__"]
-        let gen = try LoadGenerator(redisSocketPath: socket, command: command, connections: shape.connections, depth: shape.depth)
+        let gen = try LoadGenerator(
+            redisSocketPath: socket, command: command, connections: shape.connections, depth: shape.depth)
         _ = gen.run(calls: min(shape.calls / 10, 5000), record: false)
         let r = gen.run(calls: shape.calls)
-        return TransportFigure(system: "redis-mb", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
-                               p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
+        return TransportFigure(
+            system: "redis-mb", method: method, shape: shape.label, callsPerSecond: r.callsPerSecond,
+            p50: r.latencies.p50, p99: r.latencies.p99, p999: r.latencies.p999, errors: r.errors)
     }
 
     /// Runs redis-benchmark and reads its summary: throughput, p50 and p99 from the "latency summary", and
@@ -161,7 +184,9 @@ struct Transport: ParsableCommand {
         let test = method == "ping" ? "ping" : "get"
         let section = method == "ping" ? "PING_MBULK" : "GET"
         let pipeline = shape.depth > 1 ? "-P \(shape.depth)" : ""
-        let text = try runShell("redis-benchmark -s '\(socket)' -t \(test) -n \(shape.calls) -c \(shape.connections) \(pipeline) -d \(valueBytes) 2>&1")
+        let text = try runShell(
+            "redis-benchmark -s '\(socket)' -t \(test) -n \(shape.calls) -c \(shape.connections) \(pipeline) -d \(valueBytes) 2>&1"
+        )
         guard let start = text.firstRange(of: "====== \(section) ======") else {
             throw BenchError("redis-benchmark printed no \(section) section:\n\(text.suffix(2000))")
         }
@@ -176,14 +201,17 @@ struct Transport: ParsableCommand {
                 let values = lines[i + 2].split(separator: " ").compactMap { Double($0) }
                 if let a = header.firstIndex(of: "p50"), a < values.count { p50 = values[a] * 1000 }
                 if let a = header.firstIndex(of: "p99"), a < values.count { p99 = values[a] * 1000 }
-            } else if p999 == 0, l.hasSuffix(")"), l.contains("% <= "), let pct = Double(l.split(separator: "%")[0]), pct >= 99.9 {
+            } else if p999 == 0, l.hasSuffix(")"), l.contains("% <= "), let pct = Double(l.split(separator: "%")[0]),
+                pct >= 99.9
+            {
                 let parts = l.split(separator: " ")
                 if parts.count >= 3 { p999 = (Double(parts[2]) ?? 0) * 1000 }
             }
             if l.hasPrefix("======") { break }
         }
-        return TransportFigure(system: "redis", method: method, shape: shape.label, callsPerSecond: rps,
-                               p50: p50, p99: p99, p999: p999, errors: 0)
+        return TransportFigure(
+            system: "redis", method: method, shape: shape.label, callsPerSecond: rps,
+            p50: p50, p99: p99, p999: p999, errors: 0)
     }
 }
 
@@ -210,6 +238,8 @@ func runShell(_ command: String) throws -> String {
         out.append(contentsOf: buf[0..<n])
     }
     let status = pclose(p)
-    guard status == 0 else { throw BenchError("\(command) exited with \(status):\n\(String(decoding: out.suffix(2000), as: UTF8.self))") }
+    guard status == 0 else {
+        throw BenchError("\(command) exited with \(status):\n\(String(decoding: out.suffix(2000), as: UTF8.self))")
+    }
     return String(decoding: out, as: UTF8.self)
 }

@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -28,19 +29,32 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
     func add(_ item: MemoryItem) throws {
         var fields: [String: JSONValue] = [
             "id": str(item.id), "user_id": str(item.userID), "session_id": str(item.sessionID),
-            "item_type": str(item.itemType.isEmpty ? "conversation" : item.itemType), "persona_active": str(item.personaActive),
-            "text_content": str(item.textContent), "timestamp": .object(["timestampValue": .string(Timestamp.now().rfc3339)]),
+            "item_type": str(item.itemType.isEmpty ? "conversation" : item.itemType),
+            "persona_active": str(item.personaActive),
+            "text_content": str(item.textContent),
+            "timestamp": .object(["timestampValue": .string(Timestamp.now().rfc3339)]),
             "metadata": .object(["mapValue": .object(["fields": .object([:])])]),
         ]
         if !item.embedding.isEmpty {
-            fields["embedding"] = .object(["mapValue": .object(["fields": .object([
-                "__type__": str("__vector__"),
-                "value": .object(["arrayValue": .object(["values": .array(item.embedding.map { .object(["doubleValue": .number(Double($0))]) })])]),
-            ])])])
+            fields["embedding"] = .object([
+                "mapValue": .object([
+                    "fields": .object([
+                        "__type__": str("__vector__"),
+                        "value": .object([
+                            "arrayValue": .object([
+                                "values": .array(item.embedding.map { .object(["doubleValue": .number(Double($0))]) })
+                            ])
+                        ]),
+                    ])
+                ])
+            ])
         }
-        let (status, body) = try http("POST", "\(documentsPath)/\(collection)?documentId=\(item.id)",
-                                      JSONValue.object(["fields": .object(fields)]).serialized(sortedKeys: false))
-        guard status == 200 else { throw BenchError("V1 add: HTTP \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
+        let (status, body) = try http(
+            "POST", "\(documentsPath)/\(collection)?documentId=\(item.id)",
+            JSONValue.object(["fields": .object(fields)]).serialized(sortedKeys: false))
+        guard status == 200 else {
+            throw BenchError("V1 add: HTTP \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+        }
     }
 
     func get(_ id: String) throws -> MemoryItem {
@@ -51,10 +65,12 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
 
     /// Reads every document of the user and keeps the best `topK` by cosine similarity.
     func search(userID: String, query: [Float], topK: Int) throws -> [(String, Double)] {
-        let q: JSONValue = .object(["structuredQuery": .object([
-            "from": .array([.object(["collectionId": .string(collection)])]),
-            "where": fieldFilter("user_id", "EQUAL", str(userID)),
-        ])])
+        let q: JSONValue = .object([
+            "structuredQuery": .object([
+                "from": .array([.object(["collectionId": .string(collection)])]),
+                "where": fieldFilter("user_id", "EQUAL", str(userID)),
+            ])
+        ])
         let docs = try runQuery(q)
         var scored: [(String, Double)] = []
         for d in docs {
@@ -67,20 +83,32 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
     }
 
     func history(userID: String, limit: Int) throws -> [MemoryItem] {
-        let q: JSONValue = .object(["structuredQuery": .object([
-            "from": .array([.object(["collectionId": .string(collection)])]),
-            "where": .object(["compositeFilter": .object(["op": .string("AND"), "filters": .array([
-                fieldFilter("user_id", "EQUAL", str(userID)), fieldFilter("item_type", "EQUAL", str("conversation")),
-            ])])]),
-            "orderBy": .array([.object(["field": .object(["fieldPath": .string("timestamp")]), "direction": .string("DESCENDING")])]),
-            "limit": .number(Double(limit)),
-        ])])
+        let q: JSONValue = .object([
+            "structuredQuery": .object([
+                "from": .array([.object(["collectionId": .string(collection)])]),
+                "where": .object([
+                    "compositeFilter": .object([
+                        "op": .string("AND"),
+                        "filters": .array([
+                            fieldFilter("user_id", "EQUAL", str(userID)),
+                            fieldFilter("item_type", "EQUAL", str("conversation")),
+                        ]),
+                    ])
+                ]),
+                "orderBy": .array([
+                    .object(["field": .object(["fieldPath": .string("timestamp")]), "direction": .string("DESCENDING")])
+                ]),
+                "limit": .number(Double(limit)),
+            ])
+        ])
         return try runQuery(q).map(item(from:))
     }
 
     private func runQuery(_ q: JSONValue) throws -> [JSONValue] {
         let (status, body) = try http("POST", "\(documentsPath):runQuery", q.serialized(sortedKeys: false))
-        guard status == 200 else { throw BenchError("V1 runQuery: HTTP \(status): \(String(decoding: body.prefix(300), as: UTF8.self))") }
+        guard status == 200 else {
+            throw BenchError("V1 runQuery: HTTP \(status): \(String(decoding: body.prefix(300), as: UTF8.self))")
+        }
         let parsed = try JSONValue.parse(bytes: body, maxDepth: 64)
         return (parsed.arrayValue ?? []).compactMap { $0["document"] }
     }
@@ -88,7 +116,9 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
     private func str(_ s: String) -> JSONValue { .object(["stringValue": .string(s)]) }
 
     private func fieldFilter(_ field: String, _ op: String, _ value: JSONValue) -> JSONValue {
-        .object(["fieldFilter": .object(["field": .object(["fieldPath": .string(field)]), "op": .string(op), "value": value])])
+        .object([
+            "fieldFilter": .object(["field": .object(["fieldPath": .string(field)]), "op": .string(op), "value": value])
+        ])
     }
 
     private func item(from doc: JSONValue) -> MemoryItem {
@@ -115,18 +145,26 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
         addr.sin_addr.s_addr = inet_addr(host)
         addr.sin_port = port.bigEndian
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
-        guard rc == 0 else { throw BenchError("V1: connect to \(host):\(port) failed: \(String(cString: strerror(errno)))") }
+        guard rc == 0 else {
+            throw BenchError("V1: connect to \(host):\(port) failed: \(String(cString: strerror(errno)))")
+        }
         let bodyBytes = Array((body ?? "").utf8)
-        var req = "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nAuthorization: Bearer owner\r\nConnection: close\r\n"
+        var req =
+            "\(method) \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nAuthorization: Bearer owner\r\nConnection: close\r\n"
         if body != nil { req += "Content-Type: application/json\r\nContent-Length: \(bodyBytes.count)\r\n" }
         req += "\r\n"
         let out = Array(req.utf8) + bodyBytes
         var off = 0
         while off < out.count {
             let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + off, out.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 { if errno == EINTR { continue }; throw BenchError("V1: send failed") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("V1: send failed")
+            }
             off += n
         }
         // The emulator keeps the connection open despite `Connection: close`, so read exactly one response
@@ -142,7 +180,10 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
                 if chunked, resp.count >= 5, resp[(resp.count - 5)...].elementsEqual("0\r\n\r\n".utf8) { break }
             }
             let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-            if n < 0 { if errno == EINTR { continue }; throw BenchError("V1: recv failed") }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw BenchError("V1: recv failed")
+            }
             if n == 0 { break }
             resp.append(contentsOf: buf[0..<n])
             if headerEnd == nil, let h = find(resp, Array("\r\n\r\n".utf8), from: 0) {
@@ -150,7 +191,9 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
                 let head = String(decoding: resp[0..<h], as: UTF8.self).lowercased()
                 status = Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
                 for line in head.split(separator: "\r\n") {
-                    if line.hasPrefix("content-length:") { contentLength = Int(line.dropFirst(15).trimmingCharacters()) }
+                    if line.hasPrefix("content-length:") {
+                        contentLength = Int(line.dropFirst(15).trimmingCharacters())
+                    }
                     if line.hasPrefix("transfer-encoding:") && line.contains("chunked") { chunked = true }
                 }
                 if contentLength == nil && !chunked && (status == 204 || status == 304) { contentLength = 0 }
@@ -195,18 +238,26 @@ func parallel(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
     final class Box: @unchecked Sendable {
         let body: @Sendable (Int) -> Void
         let index: Int
-        init(_ b: @escaping @Sendable (Int) -> Void, _ i: Int) { body = b; index = i }
+        init(_ b: @escaping @Sendable (Int) -> Void, _ i: Int) {
+            body = b
+            index = i
+        }
     }
-    if n == 1 { body(0); return }
+    if n == 1 {
+        body(0)
+        return
+    }
     var threads: [pthread_t] = []
     for i in 0..<n {
         var t = pthread_t()
         let box = Unmanaged.passRetained(Box(body, i)).toOpaque()
-        pthread_create(&t, nil, { arg in
-            let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            b.body(b.index)
-            return nil
-        }, box)
+        pthread_create(
+            &t, nil,
+            { arg in
+                let b = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                b.body(b.index)
+                return nil
+            }, box)
         threads.append(t)
     }
     for t in threads { pthread_join(t, nil) }

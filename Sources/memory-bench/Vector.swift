@@ -1,8 +1,9 @@
 import ArgumentParser
 import Logging
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemorySQLite
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -36,12 +37,15 @@ struct Vector: ParsableCommand {
         for _ in 0..<queries { qs.append(rng.vector(dimension)) }
         try writeFloats(workDir + "/vectors.f32", matrix)
         try writeFloats(workDir + "/queries.f32", qs.flatMap { $0 })
-        print("vector: \(count) x \(dimension) float32 (\(count * dimension * 4 / 1_048_576) MiB), \(queries) queries, top-\(topK); generated in \(fmt(Double(nowNanos() - t0) / 1e9, 1)) s")
+        print(
+            "vector: \(count) x \(dimension) float32 (\(count * dimension * 4 / 1_048_576) MiB), \(queries) queries, top-\(topK); generated in \(fmt(Double(nowNanos() - t0) / 1e9, 1)) s"
+        )
 
         func items(_ range: Range<Int>) -> [MemoryItem] {
             range.map { i in
-                MemoryItem(id: "vec_\(i)", userID: "vec", sessionID: "s", textContent: "v\(i)",
-                           embedding: Array(matrix[(i * dimension)..<((i + 1) * dimension)]))
+                MemoryItem(
+                    id: "vec_\(i)", userID: "vec", sessionID: "s", textContent: "v\(i)",
+                    embedding: Array(matrix[(i * dimension)..<((i + 1) * dimension)]))
             }
         }
 
@@ -54,7 +58,8 @@ struct Vector: ParsableCommand {
         while start < count || !pending.isEmpty {
             while start < count && pending.count < 3 {
                 let end = min(count, start + 1000)
-                pending.append(try conn.start(.addMemoryItems(items: items(start..<end), upsert: true), timeoutMs: 600_000))
+                pending.append(
+                    try conn.start(.addMemoryItems(items: items(start..<end), upsert: true), timeoutMs: 600_000))
                 start = end
             }
             let r = try conn.wait(pending.removeFirst(), method: .addMemoryItems)
@@ -63,7 +68,9 @@ struct Vector: ParsableCommand {
             }
         }
         let loadSeconds = Double(nowNanos() - tl) / 1e9
-        print("  memoryd: loaded in \(fmt(loadSeconds, 1)) s (\(fmt(Double(count) / loadSeconds, 0)) items/s through AddMemoryItems)")
+        print(
+            "  memoryd: loaded in \(fmt(loadSeconds, 1)) s (\(fmt(Double(count) / loadSeconds, 0)) items/s through AddMemoryItems)"
+        )
         let request = { (q: [Float]) in SearchRequest(userID: "vec", queryEmbedding: q, topK: UInt32(topK)) }
         _ = try client.semanticSearch(request(qs[0]))  // warm
         var daemonTimes: [UInt64] = []
@@ -75,9 +82,13 @@ struct Vector: ParsableCommand {
             daemonIDs.append(r.map(\.item.id))
         }
         let daemon = Percentiles(daemonTimes)
-        print("  memoryd SemanticSearch over the socket: median \(fmt(daemon.p50 / 1000, 2)) ms, mean \(fmt(daemon.mean / 1000, 2)) ms per query")
-        log.write(["kind": .string("vector"), "system": .string("memoryd"), "median_ms": .number(daemon.p50 / 1000),
-                   "mean_ms": .number(daemon.mean / 1000), "count": .number(Double(count)), "load_s": .number(loadSeconds)])
+        print(
+            "  memoryd SemanticSearch over the socket: median \(fmt(daemon.p50 / 1000, 2)) ms, mean \(fmt(daemon.mean / 1000, 2)) ms per query"
+        )
+        log.write([
+            "kind": .string("vector"), "system": .string("memoryd"), "median_ms": .number(daemon.p50 / 1000),
+            "mean_ms": .number(daemon.mean / 1000), "count": .number(Double(count)), "load_s": .number(loadSeconds),
+        ])
 
         // The same backend in this process: no socket, no protobuf, same index and sqlite reads.
         var direct: Percentiles?
@@ -85,9 +96,11 @@ struct Vector: ParsableCommand {
             var logger = Logger(label: "bench")
             logger.logLevel = .warning
             let limits = Limits(embeddingDimension: dimension)
-            let backend = try SQLiteBackend(dataDirectory: workDir + "/direct", namespace: "bench", limits: limits, logger: logger)
-            let service = MemoryService(store: try backend.makeConnection(), limits: limits, version: "bench", startedAtUptimeNanos: 0,
-                                        healthFigures: { .init(backend: "sqlite", firestore: false, details: [:]) })
+            let backend = try SQLiteBackend(
+                dataDirectory: workDir + "/direct", namespace: "bench", limits: limits, logger: logger)
+            let service = MemoryService(
+                store: try backend.makeConnection(), limits: limits, version: "bench", startedAtUptimeNanos: 0,
+                healthFigures: { .init(backend: "sqlite", firestore: false, details: [:]) })
             var s = 0
             while s < count {
                 let e = min(count, s + 1000)
@@ -102,34 +115,50 @@ struct Vector: ParsableCommand {
                 times.append(nowNanos() - t)
             }
             direct = Percentiles(times)
-            print("  sqlite backend in-process (MemoryService.handle): median \(fmt(direct!.p50 / 1000, 2)) ms, mean \(fmt(direct!.mean / 1000, 2)) ms per query")
-            log.write(["kind": .string("vector"), "system": .string("memoryd-inprocess"), "median_ms": .number(direct!.p50 / 1000),
-                       "mean_ms": .number(direct!.mean / 1000), "count": .number(Double(count))])
+            print(
+                "  sqlite backend in-process (MemoryService.handle): median \(fmt(direct!.p50 / 1000, 2)) ms, mean \(fmt(direct!.mean / 1000, 2)) ms per query"
+            )
+            log.write([
+                "kind": .string("vector"), "system": .string("memoryd-inprocess"),
+                "median_ms": .number(direct!.p50 / 1000),
+                "mean_ms": .number(direct!.mean / 1000), "count": .number(Double(count)),
+            ])
             backend.shutdown()
         }
 
         guard !python.isEmpty else { return }
         // numpy, with OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset so that OpenBLAS picks its own kernel.
-        let out = try runShell("env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE '\(python)' '\(numpyScript)' '\(workDir)/vectors.f32' '\(workDir)/queries.f32' \(count) \(dimension) \(queries) \(topK)")
+        let out = try runShell(
+            "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE '\(python)' '\(numpyScript)' '\(workDir)/vectors.f32' '\(workDir)/queries.f32' \(count) \(dimension) \(queries) \(topK)"
+        )
         guard let line = out.split(separator: "\n").last, let json = try? JSONValue.parse(String(line)) else {
             throw BenchError("numpy script printed no JSON:\n\(out)")
         }
         let npMedian = json["median_ms"]?.numberValue ?? .nan
-        let npIDs = (json["top"]?.arrayValue ?? []).map { ($0.arrayValue ?? []).map { "vec_\(Int($0.numberValue ?? -1))" } }
+        let npIDs = (json["top"]?.arrayValue ?? []).map {
+            ($0.arrayValue ?? []).map { "vec_\(Int($0.numberValue ?? -1))" }
+        }
         var overlap = 0, total = 0
         for (a, b) in zip(daemonIDs, npIDs) {
             overlap += Set(a).intersection(b).count
             total += topK
         }
         let ratio = daemon.p50 / 1000 / npMedian
-        print("  numpy (\(json["blas"]?.stringValue ?? "?")): median \(fmt(npMedian, 2)) ms, mean \(fmt(json["mean_ms"]?.numberValue ?? .nan, 2)) ms per query")
+        print(
+            "  numpy (\(json["blas"]?.stringValue ?? "?")): median \(fmt(npMedian, 2)) ms, mean \(fmt(json["mean_ms"]?.numberValue ?? .nan, 2)) ms per query"
+        )
         print("  same top-\(topK) as numpy: \(overlap)/\(total) ids")
-        print("  memoryd / numpy = \(fmt(ratio, 2))x (target <= 1.5x: \(ratio <= 1.5 ? "MET" : "MISSED"))"
-              + (direct.map { "; in-process / numpy = \(fmt($0.p50 / 1000 / npMedian, 2))x" } ?? ""))
-        log.write(["kind": .string("vector"), "system": .string("numpy"), "median_ms": .number(npMedian),
-                   "mean_ms": .number(json["mean_ms"]?.numberValue ?? 0), "blas": .string(json["blas"]?.stringValue ?? ""),
-                   "count": .number(Double(count)), "same_ids": .number(Double(overlap)), "ids_total": .number(Double(total))])
-        if overlap * 100 < total * 99 { throw BenchError("memoryd and numpy disagree on the top-\(topK) (\(overlap)/\(total))") }
+        print(
+            "  memoryd / numpy = \(fmt(ratio, 2))x (target <= 1.5x: \(ratio <= 1.5 ? "MET" : "MISSED"))"
+                + (direct.map { "; in-process / numpy = \(fmt($0.p50 / 1000 / npMedian, 2))x" } ?? ""))
+        log.write([
+            "kind": .string("vector"), "system": .string("numpy"), "median_ms": .number(npMedian),
+            "mean_ms": .number(json["mean_ms"]?.numberValue ?? 0), "blas": .string(json["blas"]?.stringValue ?? ""),
+            "count": .number(Double(count)), "same_ids": .number(Double(overlap)), "ids_total": .number(Double(total)),
+        ])
+        if overlap * 100 < total * 99 {
+            throw BenchError("memoryd and numpy disagree on the top-\(topK) (\(overlap)/\(total))")
+        }
     }
 
     func writeFloats(_ path: String, _ values: [Float]) throws {

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import MemoryClient
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import MemoryWire
 
 #if canImport(Glibc)
@@ -23,17 +24,24 @@ struct MemoryLoad: ParsableCommand {
     @Option(help: "Driver threads; each owns connections/threads connections.") var threads = 16
     @Option(help: "Embedding dimension of the daemon.") var dimension = 8
     @Option(help: "Per-call deadline sent to the server (ms).") var timeoutMs: UInt64 = 30_000
-    @Flag(help: "Add one client that keeps asking for a large item and never reads its responses.") var nonReader = false
-    @Option(help: "Size of the item the non-reading client asks for (bytes of text).") var nonReaderItemBytes = 256 * 1024
+    @Flag(help: "Add one client that keeps asking for a large item and never reads its responses.") var nonReader =
+        false
+    @Option(help: "Size of the item the non-reading client asks for (bytes of text).") var nonReaderItemBytes =
+        256 * 1024
     @Option(help: "Also sample this pid's VmRSS every --rss-interval seconds (soak).") var rssPid: Int32?
     @Option(help: "RSS sampling interval (s).") var rssInterval: Double = 10
-    @Option(help: "Adds upsert ids from a fixed set of this many per connection, so the stored data stops growing (0 = every add is new; a soak that looks for leaks wants a bound).")
+    @Option(
+        help:
+            "Adds upsert ids from a fixed set of this many per connection, so the stored data stops growing (0 = every add is new; a soak that looks for leaks wants a bound)."
+    )
     var boundedIds = 0
 
     func run() throws {
         let shared = Shared()
         if nonReader { try prepareBigItem() }
-        let perThread = (0..<threads).map { t in stride(from: t, to: connections, by: threads).map { $0 } }.filter { !$0.isEmpty }
+        let perThread = (0..<threads).map { t in stride(from: t, to: connections, by: threads).map { $0 } }.filter {
+            !$0.isEmpty
+        }
         // Connect everything first: the figure is for `connections` concurrent connections.
         var conns: [[ClientConnection]] = []
         for ids in perThread { conns.append(try ids.map { _ in try ClientConnection(socketPath: socket) }) }
@@ -118,12 +126,18 @@ struct MemoryLoad: ParsableCommand {
         switch n % 10 {
         case 0, 1, 2:
             let id = boundedIds > 0 ? "load-\(conn)-\(n % boundedIds)" : ""
-            return .addMemoryItem(item: MemoryItem(id: id, userID: user, sessionID: "s\(thread)", textContent: "load \(thread)/\(conn)/\(n)",
-                                                   embedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) }),
-                                  upsert: boundedIds > 0, rejectDuplicateContent: false)
+            return .addMemoryItem(
+                item: MemoryItem(
+                    id: id, userID: user, sessionID: "s\(thread)", textContent: "load \(thread)/\(conn)/\(n)",
+                    embedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) }),
+                upsert: boundedIds > 0, rejectDuplicateContent: false)
         case 3, 4: return .getMemoryItem(id: "mem_missing_\(n)")
         case 5, 6: return .getConversationHistory(HistoryRequest(userID: user, limit: 10))
-        case 7: return .semanticSearch(SearchRequest(userID: user, queryEmbedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) }, topK: 5))
+        case 7:
+            return .semanticSearch(
+                SearchRequest(
+                    userID: user, queryEmbedding: (0..<dimension).map { _ in Float.random(in: -1...1, using: &rng) },
+                    topK: 5))
         default: return .ping
         }
     }
@@ -131,11 +145,17 @@ struct MemoryLoad: ParsableCommand {
     func prepareBigItem() throws {
         let c = try MemoryClient(socketPath: socket)
         defer { c.close() }
-        _ = try c.addMemoryItem(MemoryItem(id: "load-big", userID: "load-big", textContent: String(repeating: "b", count: nonReaderItemBytes)),
-                                upsert: true)
+        _ = try c.addMemoryItem(
+            MemoryItem(
+                id: "load-big", userID: "load-big", textContent: String(repeating: "b", count: nonReaderItemBytes)),
+            upsert: true)
     }
 
-    struct NonReaderResult: Sendable { var disconnected: Bool; var sent: Int; var detail: String }
+    struct NonReaderResult: Sendable {
+        var disconnected: Bool
+        var sent: Int
+        var detail: String
+    }
 
     /// Sends GetMemoryItem("load-big") as fast as the socket takes it, never reading. The server must
     /// disconnect it once its unread output passes max_output_bytes.
@@ -146,7 +166,9 @@ struct MemoryLoad: ParsableCommand {
         Thread {
             defer { g.leave() }
             func done(_ r: NonReaderResult) { shared.nonReaderResult = r }
-            guard let c = try? ClientConnection(socketPath: socket) else { return done(.init(disconnected: false, sent: 0, detail: "connect failed")) }
+            guard let c = try? ClientConnection(socketPath: socket) else {
+                return done(.init(disconnected: false, sent: 0, detail: "connect failed"))
+            }
             let flags = fcntl(c.fileDescriptor, F_GETFL)
             _ = fcntl(c.fileDescriptor, F_SETFL, flags | O_NONBLOCK)
             var id: UInt64 = 0
@@ -154,18 +176,28 @@ struct MemoryLoad: ParsableCommand {
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline {
                 id += 1
-                let f = FrameCodec.encode(.request(RequestFrame(id: id, method: MemoryMethod.getMemoryItem.path,
-                                                            payload: PayloadCodec.encodeRequest(.getMemoryItem(id: "load-big")))))
+                let f = FrameCodec.encode(
+                    .request(
+                        RequestFrame(
+                            id: id, method: MemoryMethod.getMemoryItem.path,
+                            payload: PayloadCodec.encodeRequest(.getMemoryItem(id: "load-big")))))
                 let n = f.withUnsafeBytes { send(c.fileDescriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                     // Our send buffer is full: the server stopped reading us (in-flight limit) or closed.
-                    if isPeerClosed(c.fileDescriptor) { return done(.init(disconnected: true, sent: sent, detail: "closed by server")) }
+                    if isPeerClosed(c.fileDescriptor) {
+                        return done(.init(disconnected: true, sent: sent, detail: "closed by server"))
+                    }
                     usleep(10_000)
                     continue
                 }
-                if n < 0 { return done(.init(disconnected: true, sent: sent, detail: "send: \(String(cString: strerror(errno)))")) }
+                if n < 0 {
+                    return done(
+                        .init(disconnected: true, sent: sent, detail: "send: \(String(cString: strerror(errno)))"))
+                }
                 sent += 1
-                if sent % 64 == 0, isPeerClosed(c.fileDescriptor) { return done(.init(disconnected: true, sent: sent, detail: "closed by server")) }
+                if sent % 64 == 0, isPeerClosed(c.fileDescriptor) {
+                    return done(.init(disconnected: true, sent: sent, detail: "closed by server"))
+                }
             }
             done(.init(disconnected: false, sent: sent, detail: "still connected after 120 s"))
         }.start()
@@ -182,12 +214,16 @@ struct MemoryLoad: ParsableCommand {
     func sampleRSS(pid: Int32, until: Date, into shared: Shared) {
         while Date() < until && !shared.done {
             if let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-               let kb = Int(line.split(separator: " ").dropFirst().first ?? "") {
+                let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kb = Int(line.split(separator: " ").dropFirst().first ?? "")
+            {
                 shared.addRSS(kb)
             }
             var slept = 0.0
-            while slept < rssInterval && !shared.done { usleep(100_000); slept += 0.1 }
+            while slept < rssInterval && !shared.done {
+                usleep(100_000)
+                slept += 0.1
+            }
         }
     }
 }
@@ -202,13 +238,18 @@ final class Shared: @unchecked Sendable {
     var nonReaderResult: MemoryLoad.NonReaderResult?
 
     func add(_ lat: [Double], errors: Int, samples: [String]) {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         latenciesMs += lat
         self.errors += errors
         errorSamples += samples.prefix(max(0, 10 - errorSamples.count))
     }
 
-    func addRSS(_ kb: Int) { lock.lock(); rssSamples.append(kb); lock.unlock() }
+    func addRSS(_ kb: Int) {
+        lock.lock()
+        rssSamples.append(kb)
+        lock.unlock()
+    }
 }
 
 struct Box<T>: @unchecked Sendable {

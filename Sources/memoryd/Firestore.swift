@@ -1,5 +1,5 @@
 import Logging
-import MemoryCore
+import MemoryDomain
 import MemoryFirestore
 
 /// Maps the daemon's configuration onto the Firestore backend's.

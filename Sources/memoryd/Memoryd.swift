@@ -1,8 +1,9 @@
 import ArgumentParser
 import Logging
-import MemoryCore
-import MemoryServer
+import MemoryDomain
 import MemorySQLite
+import MemoryServer
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -70,7 +71,9 @@ struct Memoryd: ParsableCommand {
             fail("memoryd: invalid configuration: \(error)")
         }
         if checkConfig {
-            print("configuration is valid: backend=\(cfg.normalizedBackend) socket=\(cfg.socketPath) data_dir=\(cfg.dataDir) workers=\(cfg.workerCount)")
+            print(
+                "configuration is valid: backend=\(cfg.normalizedBackend) socket=\(cfg.socketPath) data_dir=\(cfg.dataDir) workers=\(cfg.workerCount)"
+            )
             return
         }
         StderrLogHandler.sharedLevel.store(Logger.Level(rawValue: cfg.logLevel)!.rank, ordering: .relaxed)
@@ -98,8 +101,9 @@ struct Memoryd: ParsableCommand {
         case "firestore":
             return try makeFirestoreBackend(cfg, logger: logger)
         default:
-            return try SQLiteBackend(dataDirectory: cfg.dataDir, namespace: cfg.namespace, limits: cfg.limits,
-                                     batchSize: cfg.firestore.batchSize, logger: logger)
+            return try SQLiteBackend(
+                dataDirectory: cfg.dataDir, namespace: cfg.namespace, limits: cfg.limits,
+                batchSize: cfg.firestore.batchSize, logger: logger)
         }
     }
 }
@@ -109,7 +113,6 @@ func fail(_ message: String) -> Never {
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     exit(2)
 }
-
 
 enum Environment {
     static func current() -> [String: String] {

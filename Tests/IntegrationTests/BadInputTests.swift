@@ -1,6 +1,7 @@
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import MemoryWire
 import XCTest
 
@@ -28,7 +29,9 @@ final class BadInputTests: XCTestCase {
         bystander?.close()
         if let daemon {
             let status = daemon.stop()
-            if status != 0 { XCTFail("memoryd should exit 0 on SIGTERM after the bad input\n\(daemon.log(tail: 3000))") }
+            if status != 0 {
+                XCTFail("memoryd should exit 0 on SIGTERM after the bad input\n\(daemon.log(tail: 3000))")
+            }
             daemon.removeDirectory()
         }
         super.tearDown()
@@ -48,39 +51,51 @@ final class BadInputTests: XCTestCase {
         [UInt8(n >> 24 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
     }
 
-    private func request(id: UInt64, _ method: MemoryMethod, payload: [UInt8], metadata: [String: String] = [:]) -> [UInt8] {
+    private func request(id: UInt64, _ method: MemoryMethod, payload: [UInt8], metadata: [String: String] = [:])
+        -> [UInt8]
+    {
         FrameCodec.encode(.request(RequestFrame(id: id, method: method.path, metadata: metadata, payload: payload)))
     }
 
     /// Asserts a GoAway with `code` (whose message contains `text`), then the server closing.
-    private func assertGoAway(_ conn: ClientConnection, _ code: StatusCode, _ text: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
+    private func assertGoAway(
+        _ conn: ClientConnection, _ code: StatusCode, _ text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             var frame = try conn.readFrame(timeoutMs: 10_000)
             while case .response = frame { frame = try conn.readFrame(timeoutMs: 10_000) }
-            guard case .goAway(let g) = frame else { return XCTFail("expected GoAway, got \(frame)", file: file, line: line) }
+            guard case .goAway(let g) = frame else {
+                return XCTFail("expected GoAway, got \(frame)", file: file, line: line)
+            }
             XCTAssertEqual(g.code, code, g.message, file: file, line: line)
             XCTAssertTrue(g.message.contains(text), "GoAway \"\(g.message)\" lacks \"\(text)\"", file: file, line: line)
-            XCTAssertEqual(try conn.readUntilClosed(timeoutMs: 10_000).count, 0, "nothing after GoAway", file: file, line: line)
+            XCTAssertEqual(
+                try conn.readUntilClosed(timeoutMs: 10_000).count, 0, "nothing after GoAway", file: file, line: line)
         } catch {
             XCTFail("\(error)", file: file, line: line)
         }
     }
 
     /// Sends one call with a raw payload and returns its error (nil when it succeeded).
-    private func rawCall(_ method: MemoryMethod, _ payload: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> MemoryError? {
+    private func rawCall(_ method: MemoryMethod, _ payload: [UInt8], file: StaticString = #filePath, line: UInt = #line)
+        throws -> MemoryError?
+    {
         let conn = try daemon.connection()
         defer { conn.close() }
         try conn.writeRaw(request(id: 1, method, payload: payload))
         return try conn.waitResponse(1, timeoutMs: 30_000).error
     }
 
-    private func assertValidation(_ method: MemoryMethod, _ payload: [UInt8], containing text: String,
-                                  file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertValidation(
+        _ method: MemoryMethod, _ payload: [UInt8], containing text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         let e = try rawCall(method, payload)
         XCTAssertEqual(e?.type, .validation, "\(String(describing: e))", file: file, line: line)
         XCTAssertEqual(e?.code, .invalidArgument, file: file, line: line)
-        XCTAssertTrue(e?.message.contains(text) ?? false, "\"\(e?.message ?? "nil")\" lacks \"\(text)\"", file: file, line: line)
+        XCTAssertTrue(
+            e?.message.contains(text) ?? false, "\"\(e?.message ?? "nil")\" lacks \"\(text)\"", file: file, line: line)
     }
 
     private func assertNotStored(_ id: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -107,7 +122,8 @@ final class BadInputTests: XCTestCase {
 
     func testZeroLengthAfterAValidCallAnswersTheCallThenGoAway() throws {
         let c = try daemon.connection()
-        try c.writeRaw(request(id: 5, .addMemoryItem, payload: add(MemoryItem(id: "bi-before-zero", userID: "u"))) + be32(0))
+        try c.writeRaw(
+            request(id: 5, .addMemoryItem, payload: add(MemoryItem(id: "bi-before-zero", userID: "u"))) + be32(0))
         // The call before the violation was accepted, then abandoned with the connection (PROTOCOL.md):
         // it may or may not have run, but never half-way.
         assertGoAway(c, .invalidArgument, "length 0")
@@ -190,17 +206,20 @@ final class BadInputTests: XCTestCase {
 
     func testDuplicateIDInOneWriteGetsGoAwayAndTheSecondIsNotProcessed() throws {
         let c = try daemon.connection()
-        let slow = PayloadCodec.encodeRequest(.addMemoryItems(items: (0..<2000).map { MemoryItem(id: "bi-dup-\($0)", userID: "dup") }, upsert: false))
-        try c.writeRaw(request(id: 21, .addMemoryItems, payload: slow)
-                       + request(id: 21, .addMemoryItem, payload: add(MemoryItem(id: "bi-dup-second", userID: "dup"))))
+        let slow = PayloadCodec.encodeRequest(
+            .addMemoryItems(items: (0..<2000).map { MemoryItem(id: "bi-dup-\($0)", userID: "dup") }, upsert: false))
+        try c.writeRaw(
+            request(id: 21, .addMemoryItems, payload: slow)
+                + request(id: 21, .addMemoryItem, payload: add(MemoryItem(id: "bi-dup-second", userID: "dup"))))
         assertGoAway(c, .invalidArgument, "already in flight")
         assertNotStored("bi-dup-second")
     }
 
     func testClientGoAwayGetsItsCallsAnsweredThenClose() throws {
         let c = try daemon.connection()
-        try c.writeRaw(request(id: 1, .addMemoryItem, payload: add(MemoryItem(id: "bi-client-goaway", userID: "u")))
-                       + FrameCodec.encode(.goAway(GoAwayFrame(code: .ok, message: "bye", lastRequestID: 1))))
+        try c.writeRaw(
+            request(id: 1, .addMemoryItem, payload: add(MemoryItem(id: "bi-client-goaway", userID: "u")))
+                + FrameCodec.encode(.goAway(GoAwayFrame(code: .ok, message: "bye", lastRequestID: 1))))
         XCTAssertNil(try c.waitResponse(1, timeoutMs: 10_000).error)
         XCTAssertEqual(try c.readUntilClosed(timeoutMs: 10_000).count, 0)
         XCTAssertEqual(try Self.bystander.getMemoryItem("bi-client-goaway").userID, "u")
@@ -208,8 +227,9 @@ final class BadInputTests: XCTestCase {
 
     func testCallsAfterAClientResponseFrameAreNotProcessed() throws {
         let c = try daemon.connection()
-        try c.writeRaw(FrameCodec.encode(.response(ResponseFrame(id: 1, payload: [1, 2])))
-                       + request(id: 2, .addMemoryItem, payload: add(MemoryItem(id: "bi-after-response", userID: "u"))))
+        try c.writeRaw(
+            FrameCodec.encode(.response(ResponseFrame(id: 1, payload: [1, 2])))
+                + request(id: 2, .addMemoryItem, payload: add(MemoryItem(id: "bi-after-response", userID: "u"))))
         assertGoAway(c, .invalidArgument, "Response")
         assertNotStored("bi-after-response")
     }
@@ -217,7 +237,9 @@ final class BadInputTests: XCTestCase {
     func testClientClosingMidFrameWithCallsInFlightLeavesTheDaemonServing() throws {
         for i in 0..<20 {
             let c = try daemon.connection()
-            let slow = PayloadCodec.encodeRequest(.addMemoryItems(items: (0..<200).map { MemoryItem(id: "bi-mid-\(i)-\($0)", userID: "mid") }, upsert: false))
+            let slow = PayloadCodec.encodeRequest(
+                .addMemoryItems(
+                    items: (0..<200).map { MemoryItem(id: "bi-mid-\(i)-\($0)", userID: "mid") }, upsert: false))
             let half = request(id: 2, .ping, payload: [])
             try c.writeRaw(request(id: 1, .addMemoryItems, payload: slow) + Array(half.prefix(half.count / 2)))
             c.close()
@@ -247,8 +269,10 @@ final class BadInputTests: XCTestCase {
 
     func testUnknownMethodsGetUnimplementedAndTheConnectionStays() throws {
         let c = try daemon.connection()
-        for (i, m) in ["", "/", "Ping", "/orchestra.memory.v1.MemoryService/", "/orchestra.memory.v1.MemoryService/ping",
-                       "/orchestra.memory.v1.MemoryService/Ping/", "/other.Service/Ping", String(repeating: "x", count: 100_000)].enumerated() {
+        for (i, m) in [
+            "", "/", "Ping", "/orchestra.memory.v1.MemoryService/", "/orchestra.memory.v1.MemoryService/ping",
+            "/orchestra.memory.v1.MemoryService/Ping/", "/other.Service/Ping", String(repeating: "x", count: 100_000),
+        ].enumerated() {
             try c.send(.request(RequestFrame(id: UInt64(i + 1), method: m)))
             let r = try c.waitResponse(UInt64(i + 1), timeoutMs: 10_000)
             XCTAssertEqual(r.error?.code, .unimplemented, m.prefix(80).description)
@@ -297,15 +321,21 @@ final class BadInputTests: XCTestCase {
 
     private func varint(_ n: Int) -> [UInt8] {
         var n = n, out: [UInt8] = []
-        repeat { out.append(UInt8(n & 0x7f) | (n > 0x7f ? 0x80 : 0)); n >>= 7 } while n > 0
+        repeat {
+            out.append(UInt8(n & 0x7f) | (n > 0x7f ? 0x80 : 0))
+            n >>= 7
+        } while n > 0
         return out
     }
 
     func testInvalidUTF8InIDUserAndTextIsAValidationError() throws {
         let bad: [UInt8] = [0x61, 0xc3, 0x28]  // "a" + a broken two-byte sequence
         try assertValidation(.addMemoryItem, itemPayload([(1, bad), (2, Array("u".utf8))]), containing: "UTF-8")
-        try assertValidation(.addMemoryItem, itemPayload([(1, Array("bi-utf8-user".utf8)), (2, bad)]), containing: "UTF-8")
-        try assertValidation(.addMemoryItem, itemPayload([(1, Array("bi-utf8-text".utf8)), (2, Array("u".utf8)), (7, bad)]), containing: "UTF-8")
+        try assertValidation(
+            .addMemoryItem, itemPayload([(1, Array("bi-utf8-user".utf8)), (2, bad)]), containing: "UTF-8")
+        try assertValidation(
+            .addMemoryItem, itemPayload([(1, Array("bi-utf8-text".utf8)), (2, Array("u".utf8)), (7, bad)]),
+            containing: "UTF-8")
         try assertValidation(.getMemoryItem, [0x0a, 3] + bad, containing: "UTF-8")
         assertNotStored("bi-utf8-user")
         assertNotStored("bi-utf8-text")
@@ -315,11 +345,15 @@ final class BadInputTests: XCTestCase {
         // protobuf-c strings are C strings: without the check "bi-nul\0tail" was stored as "bi-nul" and a text
         // cut at its first NUL. (Written by hand: the Swift client's own encoder cuts them the same way.)
         let u = Array("u".utf8)
-        try assertValidation(.addMemoryItem, itemPayload([(1, Array("bi-nul".utf8) + [0] + Array("tail".utf8)), (2, u)]),
-                             containing: "item.id contains a NUL")
-        try assertValidation(.addMemoryItem, itemPayload([(1, Array("bi-nul-text".utf8)), (2, u), (7, Array("before".utf8) + [0, 0x61])]),
-                             containing: "item.text_content contains a NUL")
-        try assertValidation(.getMemoryItem, [0x0a, 13] + Array("bi-nul-text".utf8) + [0, 0x78], containing: "id contains a NUL")
+        try assertValidation(
+            .addMemoryItem, itemPayload([(1, Array("bi-nul".utf8) + [0] + Array("tail".utf8)), (2, u)]),
+            containing: "item.id contains a NUL")
+        try assertValidation(
+            .addMemoryItem,
+            itemPayload([(1, Array("bi-nul-text".utf8)), (2, u), (7, Array("before".utf8) + [0, 0x61])]),
+            containing: "item.text_content contains a NUL")
+        try assertValidation(
+            .getMemoryItem, [0x0a, 13] + Array("bi-nul-text".utf8) + [0, 0x78], containing: "id contains a NUL")
         for id in ["bi-nul", "bi-nul-text"] { assertNotStored(id) }
         // In the frame's method: a protocol violation (it would otherwise be read as ".../Ping").
         let c = try daemon.connection()
@@ -333,51 +367,76 @@ final class BadInputTests: XCTestCase {
         for id in ["a/b", "..", ".", "../etc/passwd", "__x__", "a b", "ü", String(repeating: "a", count: 257)] {
             let e = try rawCall(.addMemoryItem, add(MemoryItem(id: id, userID: "u")))
             XCTAssertEqual(e?.type, .validation, "id \(id.prefix(20)): \(String(describing: e))")
-            XCTAssertEqual(try rawCall(.getMemoryItem, PayloadCodec.encodeRequest(.getMemoryItem(id: id)))?.type, .validation)
-            XCTAssertEqual(try rawCall(.deleteMemoryItem, PayloadCodec.encodeRequest(.deleteMemoryItem(id: id)))?.type, .validation)
+            XCTAssertEqual(
+                try rawCall(.getMemoryItem, PayloadCodec.encodeRequest(.getMemoryItem(id: id)))?.type, .validation)
+            XCTAssertEqual(
+                try rawCall(.deleteMemoryItem, PayloadCodec.encodeRequest(.deleteMemoryItem(id: id)))?.type, .validation
+            )
         }
-        XCTAssertNil(try rawCall(.addMemoryItem, add(MemoryItem(id: String(repeating: "a", count: 256), userID: "u"))), "256 bytes is allowed")
+        XCTAssertNil(
+            try rawCall(.addMemoryItem, add(MemoryItem(id: String(repeating: "a", count: 256), userID: "u"))),
+            "256 bytes is allowed")
     }
 
     func testControlCharactersAndLongKeysAreValidationErrors() throws {
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-ctl", userID: "u\n1")), containing: "control characters")
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-long-user", userID: String(repeating: "u", count: 257))), containing: "limit is 256")
+        try assertValidation(
+            .addMemoryItem, add(MemoryItem(id: "bi-ctl", userID: "u\n1")), containing: "control characters")
+        try assertValidation(
+            .addMemoryItem, add(MemoryItem(id: "bi-long-user", userID: String(repeating: "u", count: 257))),
+            containing: "limit is 256")
         assertNotStored("bi-ctl")
         assertNotStored("bi-long-user")
     }
 
     func testNonFiniteAndWrongSizeEmbeddingsAreValidationErrors() throws {
         let ok: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
-        var cases: [(String, [Float], String)] = [("nan", ok, "finite"), ("inf", ok, "finite"), ("ninf", ok, "finite"),
-                                                  ("short", Array(ok.prefix(7)), "expected 8"), ("long", ok + [9], "expected 8")]
+        var cases: [(String, [Float], String)] = [
+            ("nan", ok, "finite"), ("inf", ok, "finite"), ("ninf", ok, "finite"),
+            ("short", Array(ok.prefix(7)), "expected 8"), ("long", ok + [9], "expected 8"),
+        ]
         cases[0].1[3] = .nan
         cases[1].1[0] = .infinity
         cases[2].1[7] = -.infinity
         for (name, e, text) in cases {
-            try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-emb-\(name)", userID: "u", embedding: e)), containing: text)
+            try assertValidation(
+                .addMemoryItem, add(MemoryItem(id: "bi-emb-\(name)", userID: "u", embedding: e)), containing: text)
             assertNotStored("bi-emb-\(name)")
-            try assertValidation(.semanticSearch, PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: e))),
-                                 containing: text)
+            try assertValidation(
+                .semanticSearch,
+                PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: e))),
+                containing: text)
         }
-        try assertValidation(.semanticSearch, PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [], topK: 1))),
-                             containing: "empty")
-        try assertValidation(.semanticSearch, PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: ok, minScore: .nan))),
-                             containing: "finite")
-        try assertValidation(.semanticSearch, PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: ok, topK: 1001))),
-                             containing: "top_k")
+        try assertValidation(
+            .semanticSearch,
+            PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [], topK: 1))),
+            containing: "empty")
+        try assertValidation(
+            .semanticSearch,
+            PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: ok, minScore: .nan))),
+            containing: "finite")
+        try assertValidation(
+            .semanticSearch,
+            PayloadCodec.encodeRequest(.semanticSearch(SearchRequest(userID: "u", queryEmbedding: ok, topK: 1001))),
+            containing: "top_k")
         var bad = SearchRequest(userID: "u", queryEmbedding: ok)
         bad.measure = 7
         try assertValidation(.semanticSearch, PayloadCodec.encodeRequest(.semanticSearch(bad)), containing: "measure 7")
     }
 
     func testOversizedTextAndMetadataAreValidationErrors() throws {
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-big-text", userID: "u", textContent: String(repeating: "t", count: 512 * 1024 + 1))),
-                             containing: "limit is 524288")
+        try assertValidation(
+            .addMemoryItem,
+            add(MemoryItem(id: "bi-big-text", userID: "u", textContent: String(repeating: "t", count: 512 * 1024 + 1))),
+            containing: "limit is 524288")
         var meta: [String: JSONValue] = [:]
         for i in 0..<40 { meta["k\(i)"] = .string(String(repeating: "m", count: 30_000)) }  // ~1.2 MB of metadata
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-big-meta", userID: "u", metadata: meta)), containing: "limit is 1048576")
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-nan-meta", userID: "u", metadata: ["x": .array([.number(.infinity)])])),
-                             containing: "finite")
+        try assertValidation(
+            .addMemoryItem, add(MemoryItem(id: "bi-big-meta", userID: "u", metadata: meta)),
+            containing: "limit is 1048576")
+        try assertValidation(
+            .addMemoryItem,
+            add(MemoryItem(id: "bi-nan-meta", userID: "u", metadata: ["x": .array([.number(.infinity)])])),
+            containing: "finite")
         for id in ["bi-big-text", "bi-big-meta", "bi-nan-meta"] { assertNotStored(id) }
     }
 
@@ -389,25 +448,39 @@ final class BadInputTests: XCTestCase {
         }
         // Depth counts the leaf: {"n": "leaf"} is 2 levels.
         XCTAssertNil(try rawCall(.addMemoryItem, add(MemoryItem(id: "bi-nest-20", userID: "u", metadata: nested(19)))))
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-nest-21", userID: "u", metadata: nested(20))), containing: "nested 21 levels")
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-nest-60", userID: "u", metadata: nested(60))), containing: "nested")
+        try assertValidation(
+            .addMemoryItem, add(MemoryItem(id: "bi-nest-21", userID: "u", metadata: nested(20))),
+            containing: "nested 21 levels")
+        try assertValidation(
+            .addMemoryItem, add(MemoryItem(id: "bi-nest-60", userID: "u", metadata: nested(60))), containing: "nested")
         // Each metadata level is three protobuf levels (Struct, map entry, Value): past 200 the frame itself
         // is refused before protobuf-c recurses into it.
         let c = try daemon.connection()
-        try c.writeRaw(request(id: 1, .addMemoryItem, payload: add(MemoryItem(id: "bi-nest-150", userID: "u", metadata: nested(150)))))
+        try c.writeRaw(
+            request(
+                id: 1, .addMemoryItem, payload: add(MemoryItem(id: "bi-nest-150", userID: "u", metadata: nested(150)))))
         assertGoAway(c, .invalidArgument, "deeper than 200")
         for id in ["bi-nest-21", "bi-nest-60", "bi-nest-150"] { assertNotStored(id) }
         XCTAssertEqual(try Self.bystander.getMemoryItem("bi-nest-20").metadata["n"]?.depth, 19)
     }
 
     func testInvalidTimestampsAreValidationErrors() throws {
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-ts-nanos", userID: "u", timestamp: Timestamp(seconds: 1, nanos: -5))),
-                             containing: "timestamp")
-        try assertValidation(.addMemoryItem, add(MemoryItem(id: "bi-ts-year", userID: "u", timestamp: Timestamp(seconds: 300_000_000_000))),
-                             containing: "timestamp")
-        try assertValidation(.addRawAgentData, PayloadCodec.encodeRequest(.addRawAgentData(AgentData(id: "bi-ts-agent", agentID: "a", dataType: "t",
-                                                                                                     expiration: Timestamp(seconds: 0, nanos: 1_000_000_000)))),
-                             containing: "expiration")
+        try assertValidation(
+            .addMemoryItem,
+            add(MemoryItem(id: "bi-ts-nanos", userID: "u", timestamp: Timestamp(seconds: 1, nanos: -5))),
+            containing: "timestamp")
+        try assertValidation(
+            .addMemoryItem,
+            add(MemoryItem(id: "bi-ts-year", userID: "u", timestamp: Timestamp(seconds: 300_000_000_000))),
+            containing: "timestamp")
+        try assertValidation(
+            .addRawAgentData,
+            PayloadCodec.encodeRequest(
+                .addRawAgentData(
+                    AgentData(
+                        id: "bi-ts-agent", agentID: "a", dataType: "t",
+                        expiration: Timestamp(seconds: 0, nanos: 1_000_000_000)))),
+            containing: "expiration")
         assertNotStored("bi-ts-nanos")
         assertNotStored("bi-ts-year")
     }
@@ -415,21 +488,32 @@ final class BadInputTests: XCTestCase {
     func testBadPageTokensAndLimitsAreValidationErrors() throws {
         let forged = "v1." + Base64URL.encode(Array("9223372036854775807:mem_x".utf8))  // an instant past year 9999
         for token in ["nope", "v1.", "v1.!!!!", forged] {
-            try assertValidation(.getConversationHistory, PayloadCodec.encodeRequest(.getConversationHistory(HistoryRequest(userID: "u", pageToken: token))),
-                                 containing: "page_token")
-            try assertValidation(.listAgentData, PayloadCodec.encodeRequest(.listAgentData(ListAgentDataRequest(agentID: "a", pageToken: token))),
-                                 containing: "page_token")
+            try assertValidation(
+                .getConversationHistory,
+                PayloadCodec.encodeRequest(.getConversationHistory(HistoryRequest(userID: "u", pageToken: token))),
+                containing: "page_token")
+            try assertValidation(
+                .listAgentData,
+                PayloadCodec.encodeRequest(.listAgentData(ListAgentDataRequest(agentID: "a", pageToken: token))),
+                containing: "page_token")
         }
-        try assertValidation(.getConversationHistory, PayloadCodec.encodeRequest(.getConversationHistory(HistoryRequest(userID: "u", limit: 1001))),
-                             containing: "limit 1001")
-        try assertValidation(.getConversationHistory, PayloadCodec.encodeRequest(.getConversationHistory(HistoryRequest(userID: "u", filters: ["bogus": .string("x")]))),
-                             containing: "not a field")
+        try assertValidation(
+            .getConversationHistory,
+            PayloadCodec.encodeRequest(.getConversationHistory(HistoryRequest(userID: "u", limit: 1001))),
+            containing: "limit 1001")
+        try assertValidation(
+            .getConversationHistory,
+            PayloadCodec.encodeRequest(
+                .getConversationHistory(HistoryRequest(userID: "u", filters: ["bogus": .string("x")]))),
+            containing: "not a field")
     }
 
     func testTenThousandItemsAreAcceptedAndTenThousandAndOneRefusedWhole() throws {
         let conn = try daemon.connection()
         let many = (0..<10_000).map { MemoryItem(id: "bi-10k-\($0)", userID: "batch", textContent: "b\($0)") }
-        guard case .addMemoryItems(let results) = try conn.call(.addMemoryItems(items: many, upsert: false)) else { return XCTFail() }
+        guard case .addMemoryItems(let results) = try conn.call(.addMemoryItems(items: many, upsert: false)) else {
+            return XCTFail()
+        }
         XCTAssertEqual(results.count, 10_000)
         XCTAssertTrue(results.allSatisfy { $0.error == nil })
         let tooMany = (0..<10_001).map { MemoryItem(id: "bi-10k1-\($0)", userID: "batch") }
@@ -441,8 +525,10 @@ final class BadInputTests: XCTestCase {
     }
 
     func testBatchWithBadItemsStoresOnlyTheGoodOnes() throws {
-        let items = [MemoryItem(id: "bi-mix-ok", userID: "u"), MemoryItem(id: "bi-mix/bad", userID: "u"),
-                     MemoryItem(id: "bi-mix-nouser"), MemoryItem(id: "bi-mix-ok", userID: "u")]
+        let items = [
+            MemoryItem(id: "bi-mix-ok", userID: "u"), MemoryItem(id: "bi-mix/bad", userID: "u"),
+            MemoryItem(id: "bi-mix-nouser"), MemoryItem(id: "bi-mix-ok", userID: "u"),
+        ]
         let r = try Self.bystander.addMemoryItems(items)
         XCTAssertNil(r[0].error)
         XCTAssertEqual(r[1].error?.type, .validation)

@@ -1,6 +1,6 @@
 import Foundation
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
 import XCTest
 
@@ -24,8 +24,10 @@ final class CrashSafetyTests: XCTestCase {
 
     static func item(_ id: String, _ n: Int) -> MemoryItem {
         var rng = SeededRandom(UInt64(truncatingIfNeeded: id.hashValue))
-        return MemoryItem(id: id, userID: "crash-u\(n % 3)", sessionID: "s\(n % 5)", textContent: "text of \(id) " + String(repeating: "x", count: n % 300),
-                          embedding: randomEmbedding(8, &rng), metadata: ["n": .number(Double(n))])
+        return MemoryItem(
+            id: id, userID: "crash-u\(n % 3)", sessionID: "s\(n % 5)",
+            textContent: "text of \(id) " + String(repeating: "x", count: n % 300),
+            embedding: randomEmbedding(8, &rng), metadata: ["n": .number(Double(n))])
     }
 
     /// Writes until the connection dies: single adds, batches of 20, deletes of its own earlier items,
@@ -43,7 +45,11 @@ final class CrashSafetyTests: XCTestCase {
                     ledger.inFlight = batch
                     let results = try client.addMemoryItems(batch)
                     for (i, r) in results.enumerated() {
-                        if let e = r.error { ledger.unexpected.append("\(batch[i].id): \(e)") } else { ledger.added.append(batch[i]) }
+                        if let e = r.error {
+                            ledger.unexpected.append("\(batch[i].id): \(e)")
+                        } else {
+                            ledger.added.append(batch[i])
+                        }
                     }
                 case 5 where ledger.added.count > 10:
                     let victim = ledger.added.remove(at: ledger.added.count / 2)
@@ -56,7 +62,8 @@ final class CrashSafetyTests: XCTestCase {
                     }
                 case 7:
                     let id = "agent_\(base)"
-                    _ = try client.addRawAgentData(AgentData(id: id, agentID: "crash-agent", dataType: "t", content: .string(base)))
+                    _ = try client.addRawAgentData(
+                        AgentData(id: id, agentID: "crash-agent", dataType: "t", content: .string(base)))
                     ledger.agentData.append(id)
                 default:
                     let it = item(base, n)
@@ -77,7 +84,10 @@ final class CrashSafetyTests: XCTestCase {
         let rounds = Int(ProcessInfo.processInfo.environment["MEMORYD_CRASH_ROUNDS"] ?? "") ?? 3
         let threads = 6
         let daemon = try startDaemon(["MEMORYD_WORKERS": "4"])
-        defer { daemon.kill9(); daemon.removeDirectory() }
+        defer {
+            daemon.kill9()
+            daemon.removeDirectory()
+        }
         var all = Ledger()
         var rng = SeededRandom(UInt64(getpid()))
         var acknowledgedPerRound: [Int] = []
@@ -88,7 +98,9 @@ final class CrashSafetyTests: XCTestCase {
             let socket = daemon.socketPath
             for t in 0..<threads {
                 let ledger = ledgers[t]
-                DispatchQueue.global().async(group: group) { Self.writer(socket: socket, thread: t, round: round, ledger: ledger) }
+                DispatchQueue.global().async(group: group) {
+                    Self.writer(socket: socket, thread: t, round: round, ledger: ledger)
+                }
             }
             usleep(UInt32.random(in: 150_000...900_000, using: &rng))
             daemon.kill9()
@@ -126,19 +138,23 @@ final class CrashSafetyTests: XCTestCase {
                     missing.append("\(it.id): \(error)")
                 }
             }
-            XCTAssertEqual(missing.count, 0, "round \(round): acknowledged adds lost after kill -9: \(missing.prefix(10))")
+            XCTAssertEqual(
+                missing.count, 0, "round \(round): acknowledged adds lost after kill -9: \(missing.prefix(10))")
             for id in all.deleted {
                 assertThrows(.notFound) { try client.getMemoryItem(id) }
             }
             for id in all.agentData { XCTAssertNoThrow(try client.getAgentData(id), id) }
             // The embedding index was rebuilt: a stored item's own embedding finds it first.
             for it in all.added.suffix(5) {
-                let hits = try client.semanticSearch(SearchRequest(userID: it.userID, queryEmbedding: it.embedding, topK: 1))
+                let hits = try client.semanticSearch(
+                    SearchRequest(userID: it.userID, queryEmbedding: it.embedding, topK: 1))
                 XCTAssertEqual(hits.first?.item.id, it.id, "search finds \(it.id) after restart")
             }
             client.close()
         }
-        print("crash-safety: \(rounds) rounds, acknowledged writes per round: \(acknowledgedPerRound), items checked at the end: \(all.added.count)")
+        print(
+            "crash-safety: \(rounds) rounds, acknowledged writes per round: \(acknowledgedPerRound), items checked at the end: \(all.added.count)"
+        )
         XCTAssertGreaterThan(acknowledgedPerRound.reduce(0, +), rounds * 10, "the writers got real work acknowledged")
         _ = all
         all = Ledger()

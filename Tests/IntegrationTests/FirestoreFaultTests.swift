@@ -1,7 +1,8 @@
 import Foundation
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
 
 /// memoryd on the Firestore backend with a fault-injecting proxy between it and the emulator: latency,
@@ -17,13 +18,17 @@ final class FirestoreFaultTests: XCTestCase {
         defer { proxy.stop() }
         XCTAssertEqual(httpStatus(port: proxy.port, path: "/"), 200, "the proxy forwards to the emulator")
         let namespace = "fault" + IDGenerator.uuid().prefix(8)
-        let daemon = try startDaemon([
-            "MEMORYD_FIRESTORE_EMULATOR_HOST": proxy.hostPort, "MEMORYD_NAMESPACE": namespace,
-            "MEMORYD_FIRESTORE_REQUEST_TIMEOUT_MS": "1500", "MEMORYD_FIRESTORE_MAX_RETRIES": "2",
-            "MEMORYD_CIRCUIT_BREAKER_FAILURE_THRESHOLD": "4", "MEMORYD_CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S": "1",
-            "MEMORYD_WORKERS": "2",
-        ], backend: "firestore")
-        defer { _ = daemon.stop(); daemon.removeDirectory() }
+        let daemon = try startDaemon(
+            [
+                "MEMORYD_FIRESTORE_EMULATOR_HOST": proxy.hostPort, "MEMORYD_NAMESPACE": namespace,
+                "MEMORYD_FIRESTORE_REQUEST_TIMEOUT_MS": "1500", "MEMORYD_FIRESTORE_MAX_RETRIES": "2",
+                "MEMORYD_CIRCUIT_BREAKER_FAILURE_THRESHOLD": "4", "MEMORYD_CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S": "1",
+                "MEMORYD_WORKERS": "2",
+            ], backend: "firestore")
+        defer {
+            _ = daemon.stop()
+            daemon.removeDirectory()
+        }
 
         let client = try daemon.client(timeoutMs: 6000)
         var acknowledged: [MemoryItem] = []
@@ -46,10 +51,15 @@ final class FirestoreFaultTests: XCTestCase {
         // Healthy (the emulator's first writes of a namespace can be slow: warm up), then slow.
         var warmup: [String] = []
         for _ in 0..<5 where acknowledged.isEmpty {
-            do { acknowledged.append(try add()) } catch { warmup.append("\(error)"); usleep(1_100_000) }
+            do { acknowledged.append(try add()) } catch {
+                warmup.append("\(error)")
+                usleep(1_100_000)
+            }
         }
         guard !acknowledged.isEmpty else {
-            return XCTFail("no write got through the proxy: \(warmup)\nproxy saw \(proxy.requests) requests\n\(daemon.log(tail: 3000))")
+            return XCTFail(
+                "no write got through the proxy: \(warmup)\nproxy saw \(proxy.requests) requests\n\(daemon.log(tail: 3000))"
+            )
         }
         for _ in 0..<3 { acknowledged.append(try add()) }
         proxy.mode = .latency(ms: 300)
@@ -59,8 +69,10 @@ final class FirestoreFaultTests: XCTestCase {
         proxy.mode = .pass
 
         // Each fault: a typed error within the 6 s deadline (plus slack for the reply), never a hang.
-        for (mode, types) in [(FaultProxy.Mode.http(503), [ErrorType.connection]), (.reset, [.connection]),
-                              (.http(429), [.operation, .connection]), (.hang, [.connection])] {
+        for (mode, types) in [
+            (FaultProxy.Mode.http(503), [ErrorType.connection]), (.reset, [.connection]),
+            (.http(429), [.operation, .connection]), (.hang, [.connection]),
+        ] {
             let before = try retries()
             proxy.mode = mode
             let (err, ms) = failing()
@@ -100,11 +112,16 @@ final class FirestoreFaultTests: XCTestCase {
         client.close()
         _ = daemon.stop()
         let reader = try startDaemon(["MEMORYD_NAMESPACE": namespace], backend: "firestore")
-        defer { _ = reader.stop(); reader.removeDirectory() }
+        defer {
+            _ = reader.stop()
+            reader.removeDirectory()
+        }
         let rc = try reader.client()
         for it in acknowledged {
             XCTAssertEqual(try rc.getMemoryItem(it.id).textContent, it.textContent, "acknowledged \(it.id) is stored")
         }
-        print("firestore-faults: \(acknowledged.count) acknowledged writes read back; proxy saw \(proxy.requests) requests, faulted \(proxy.faulted)")
+        print(
+            "firestore-faults: \(acknowledged.count) acknowledged writes read back; proxy saw \(proxy.requests) requests, faulted \(proxy.faulted)"
+        )
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
 import XCTest
 
@@ -23,8 +23,10 @@ func randomEmbedding(_ dim: Int, _ rng: inout SeededRandom) -> [Float] {
 
 /// Asserts that `body` throws a MemoryError of `type` (and `code`), and returns it.
 @discardableResult
-func assertThrows<T>(_ type: ErrorType, code: StatusCode? = nil, file: StaticString = #filePath, line: UInt = #line,
-                     _ body: () throws -> T) -> MemoryError? {
+func assertThrows<T>(
+    _ type: ErrorType, code: StatusCode? = nil, file: StaticString = #filePath, line: UInt = #line,
+    _ body: () throws -> T
+) -> MemoryError? {
     do {
         let v = try body()
         XCTFail("expected \(type.exceptionName), got \(v)", file: file, line: line)
@@ -52,8 +54,10 @@ enum Backends {
 
 /// Starts a daemon with a small embedding dimension unless told otherwise. On `firestore` it uses the
 /// shared emulator (started on first use) and a namespace of its own.
-func startDaemon(_ extraEnv: [String: String] = [:], arguments: [String] = [], dimension: Int = 8,
-                 backend: String = "sqlite") throws -> DaemonProcess {
+func startDaemon(
+    _ extraEnv: [String: String] = [:], arguments: [String] = [], dimension: Int = 8,
+    backend: String = "sqlite"
+) throws -> DaemonProcess {
     var env = ["MEMORYD_EMBEDDING_DIMENSION": String(dimension)]
     if backend == "firestore" {
         try FirestoreEmulator.shared.ensureRunning()

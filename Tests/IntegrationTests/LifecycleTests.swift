@@ -1,5 +1,5 @@
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
 import MemoryWire
 import XCTest
@@ -16,7 +16,9 @@ final class LifecycleTests: XCTestCase {
         let conn = try daemon.connection()
         var sent: [UInt64] = []
         for i in 0..<300 {
-            sent.append(try conn.start(.addMemoryItems(items: (0..<20).map { MemoryItem(id: "t\(i)-\($0)", userID: "u") }, upsert: false)))
+            sent.append(
+                try conn.start(
+                    .addMemoryItems(items: (0..<20).map { MemoryItem(id: "t\(i)-\($0)", userID: "u") }, upsert: false)))
             if i == 150 { daemon.signal(SIGTERM) }
         }
         var answered: [UInt64: ResponseFrame] = [:]
@@ -57,18 +59,24 @@ final class LifecycleTests: XCTestCase {
         let daemon = try startDaemon()
         defer { daemon.removeDirectory() }
         var client = try daemon.client()
-        let id = try client.addMemoryItem(MemoryItem(userID: "u", textContent: "remember me", embedding: [1, 0, 0, 0, 0, 0, 0, 0]))
-        _ = try client.addRawAgentData(AgentData(id: "agent_keep", agentID: "a", dataType: "t", content: .string("kept")))
+        let id = try client.addMemoryItem(
+            MemoryItem(userID: "u", textContent: "remember me", embedding: [1, 0, 0, 0, 0, 0, 0, 0]))
+        _ = try client.addRawAgentData(
+            AgentData(id: "agent_keep", agentID: "a", dataType: "t", content: .string("kept")))
         XCTAssertEqual(daemon.stop(), 0)
         try daemon.start()
         client = try daemon.client()
         XCTAssertEqual(try client.getMemoryItem(id).textContent, "remember me")
         XCTAssertEqual(try client.getAgentData("agent_keep").content, .string("kept"))
-        XCTAssertEqual(try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [1, 0, 0, 0, 0, 0, 0, 0])).first?.item.id, id)
+        XCTAssertEqual(
+            try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [1, 0, 0, 0, 0, 0, 0, 0])).first?.item
+                .id, id)
 
         // kill -9: every acknowledged write is still there.
         var acked: [String] = []
-        for i in 0..<50 { acked.append(try client.addMemoryItem(MemoryItem(id: "k\(i)", userID: "u", textContent: "k \(i)"))) }
+        for i in 0..<50 {
+            acked.append(try client.addMemoryItem(MemoryItem(id: "k\(i)", userID: "u", textContent: "k \(i)")))
+        }
         daemon.kill9()
         try daemon.start()  // replaces the stale socket file left by the killed process
         client = try daemon.client()
@@ -79,7 +87,8 @@ final class LifecycleTests: XCTestCase {
     func testSecondDaemonOnTheSameSocketIsRefused() throws {
         let first = try startDaemon()
         defer { first.removeDirectory() }
-        let second = DaemonProcess(environment: ["MEMORYD_EMBEDDING_DIMENSION": "8"], directory: first.directory + "/second")
+        let second = DaemonProcess(
+            environment: ["MEMORYD_EMBEDDING_DIMENSION": "8"], directory: first.directory + "/second")
         try? FileManager.default.createDirectory(atPath: second.directory, withIntermediateDirectories: true)
         second.arguments = ["--socket", first.socketPath]
         XCTAssertThrowsError(try second.start(timeout: 20)) { error in
@@ -127,7 +136,9 @@ final class LifecycleTests: XCTestCase {
         var all: [MemoryItem] = []
         for batch in 0..<4 {
             let items = (0..<250).map { i in
-                MemoryItem(id: "v\(batch)-\(i)", userID: "u", personaActive: i % 3 == 0 ? "p" : "q", embedding: randomEmbedding(768, &rng))
+                MemoryItem(
+                    id: "v\(batch)-\(i)", userID: "u", personaActive: i % 3 == 0 ? "p" : "q",
+                    embedding: randomEmbedding(768, &rng))
             }
             XCTAssertTrue(try client.addMemoryItems(items).allSatisfy { $0.error == nil })
             all += items
@@ -135,7 +146,8 @@ final class LifecycleTests: XCTestCase {
         for measure in DistanceMeasure.allCases {
             for persona in ["", "p"] {
                 let q = randomEmbedding(768, &rng)
-                let got = try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: q, persona: persona, topK: 10, measure: measure))
+                let got = try client.semanticSearch(
+                    SearchRequest(userID: "u", queryEmbedding: q, persona: persona, topK: 10, measure: measure))
                 let expected = all.filter { persona.isEmpty || $0.personaActive == persona }
                     .map { ($0.id, Scoring.score(q, $0.embedding, measure: measure)) }
                     .sorted { $0.1 > $1.1 }.prefix(10)

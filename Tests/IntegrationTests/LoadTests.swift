@@ -1,7 +1,7 @@
 import Foundation
 import MemoryClient
-import MemoryCore
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
 
 /// Short versions of scripts/load-test, driving the real memory-load tool against a real daemon:
@@ -51,7 +51,9 @@ final class LoadTests: XCTestCase {
         XCTAssertEqual(with["errors"]?.numberValue, 0, "\(with["error_samples"] ?? .null)")
         XCTAssertEqual(with["non_reader_disconnected"], .bool(true), "\(with["non_reader_detail"] ?? .null)")
         let p99 = base["p99_ms"]?.numberValue ?? 0, p99With = with["p99_ms"]?.numberValue ?? 0
-        XCTAssertLessThanOrEqual(p99With, max(2 * p99, p99 + 5), "p99 \(p99) ms without the non-reader, \(p99With) ms with it")
-        XCTAssertTrue(daemon.log().contains("not reading its responses"), "the daemon logs why it disconnected the client")
+        XCTAssertLessThanOrEqual(
+            p99With, max(2 * p99, p99 + 5), "p99 \(p99) ms without the non-reader, \(p99With) ms with it")
+        XCTAssertTrue(
+            daemon.log().contains("not reading its responses"), "the daemon logs why it disconnected the client")
     }
 }

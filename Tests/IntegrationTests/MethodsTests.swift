@@ -1,6 +1,8 @@
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
+import MemoryWire
 import XCTest
 
 /// Every method over a real socket to a real daemon, the happy path and each error type — once per backend
@@ -29,11 +31,17 @@ final class MethodsTests: XCTestCase {
     func testPingReportsVersionAndUptime() throws { try eachBackend(checkPingReportsVersionAndUptime) }
     func testAddGetDeleteRoundTrip() throws { try eachBackend(checkAddGetDeleteRoundTrip) }
     func testDuplicateIDAndUpsert() throws { try eachBackend(checkDuplicateIDAndUpsert) }
-    func testRejectDuplicateContentAndCheckDuplicate() throws { try eachBackend(checkRejectDuplicateContentAndCheckDuplicate) }
+    func testRejectDuplicateContentAndCheckDuplicate() throws {
+        try eachBackend(checkRejectDuplicateContentAndCheckDuplicate)
+    }
     func testValidationErrorsNameTheField() throws { try eachBackend(checkValidationErrorsNameTheField) }
     func testBatchAddGivesPerItemResultsInOrder() throws { try eachBackend(checkBatchAddGivesPerItemResultsInOrder) }
-    func testHistoryNewestFirstWithFiltersAndPaging() throws { try eachBackend(checkHistoryNewestFirstWithFiltersAndPaging) }
-    func testExpiredItemsAreInvisibleAndCleanedUp() throws { try eachBackend(checkExpiredItemsAreInvisibleAndCleanedUp) }
+    func testHistoryNewestFirstWithFiltersAndPaging() throws {
+        try eachBackend(checkHistoryNewestFirstWithFiltersAndPaging)
+    }
+    func testExpiredItemsAreInvisibleAndCleanedUp() throws {
+        try eachBackend(checkExpiredItemsAreInvisibleAndCleanedUp)
+    }
     func testSemanticSearchMeasuresAndFilters() throws { try eachBackend(checkSemanticSearchMeasuresAndFilters) }
     func testAgentData() throws { try eachBackend(checkAgentData) }
     func testHealthCheckReportsDetails() throws { try eachBackend(checkHealthCheckReportsDetails) }
@@ -47,8 +55,9 @@ final class MethodsTests: XCTestCase {
     }
 
     private func checkAddGetDeleteRoundTrip() throws {
-        let item = MemoryItem(userID: "u1", sessionID: "s1", personaActive: "helper", textContent: "hello world",
-                              embedding: [1, 2, 3, 4, 5, 6, 7, 8], metadata: ["topic": .string("greeting"), "n": .number(3)])
+        let item = MemoryItem(
+            userID: "u1", sessionID: "s1", personaActive: "helper", textContent: "hello world",
+            embedding: [1, 2, 3, 4, 5, 6, 7, 8], metadata: ["topic": .string("greeting"), "n": .number(3)])
         let id = try client.addMemoryItem(item)
         XCTAssertTrue(id.hasPrefix("mem_"), id)
         let got = try client.getMemoryItem(id)
@@ -61,7 +70,8 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(got.metadata["topic"], .string("greeting"))
         XCTAssertEqual(got.metadata["n"], .number(3))
         XCTAssertEqual(got.metadata["content_hash"], .string(SHA256.hexDigest("hello world")))
-        XCTAssertEqual(SHA256.hexDigest("hello world"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
+        XCTAssertEqual(
+            SHA256.hexDigest("hello world"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
         let ts = try XCTUnwrap(got.timestamp)
         XCTAssertLessThan(abs(ts.seconds - Timestamp.now().seconds), 60, "timestamp defaults to receive time")
 
@@ -87,7 +97,8 @@ final class MethodsTests: XCTestCase {
         }
         XCTAssertEqual(e?.details["existing_id"], first)
         // Another user may say the same thing.
-        XCTAssertNoThrow(try client.addMemoryItem(MemoryItem(userID: "u2", textContent: "same words"), rejectDuplicateContent: true))
+        XCTAssertNoThrow(
+            try client.addMemoryItem(MemoryItem(userID: "u2", textContent: "same words"), rejectDuplicateContent: true))
         let dup = try client.checkDuplicate(MemoryItem(userID: "u1", textContent: "same words"))
         XCTAssertTrue(dup.duplicate)
         XCTAssertEqual(dup.existingID, first)
@@ -105,19 +116,29 @@ final class MethodsTests: XCTestCase {
         XCTAssertTrue(e?.message.contains("finite") ?? false, e?.message ?? "")
         e = assertThrows(.validation) { try client.addMemoryItem(MemoryItem(id: "../etc/passwd", userID: "u")) }
         XCTAssertTrue(e?.message.contains("not a valid id") ?? false, e?.message ?? "")
-        assertThrows(.validation) { try client.addMemoryItem(MemoryItem(id: String(repeating: "a", count: 257), userID: "u")) }
         assertThrows(.validation) {
-            try client.addMemoryItem(MemoryItem(userID: "u", textContent: String(repeating: "x", count: 512 * 1024 + 1)))
+            try client.addMemoryItem(MemoryItem(id: String(repeating: "a", count: 257), userID: "u"))
+        }
+        assertThrows(.validation) {
+            try client.addMemoryItem(
+                MemoryItem(userID: "u", textContent: String(repeating: "x", count: 512 * 1024 + 1)))
         }
         assertThrows(.validation) { try client.getMemoryItem("bad/id") }
-        e = assertThrows(.validation) { try client.addMemoryItem(MemoryItem(userID: "u", textContent: "before\u{0}after")) }
+        e = assertThrows(.validation) {
+            try client.addMemoryItem(MemoryItem(userID: "u", textContent: "before\u{0}after"))
+        }
         XCTAssertTrue(e?.message.contains("item.text_content contains a NUL byte") ?? false, e?.message ?? "")
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "")) }
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "u", limit: 1001)) }
-        assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "u", filters: ["nope": .string("x")])) }
+        assertThrows(.validation) {
+            try client.conversationHistory(HistoryRequest(userID: "u", filters: ["nope": .string("x")]))
+        }
         assertThrows(.validation) { try client.conversationHistory(HistoryRequest(userID: "u", pageToken: "garbage")) }
         assertThrows(.validation) { try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [])) }
-        assertThrows(.validation) { try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [Float](repeating: 1, count: 8), topK: 1001)) }
+        assertThrows(.validation) {
+            try client.semanticSearch(
+                SearchRequest(userID: "u", queryEmbedding: [Float](repeating: 1, count: 8), topK: 1001))
+        }
         assertThrows(.validation) { try client.addRawAgentData(AgentData(agentID: "a")) }
         assertThrows(.validation) { try client.listAgentData(ListAgentDataRequest(agentID: "")) }
         // Nothing was stored by any of these.
@@ -149,9 +170,11 @@ final class MethodsTests: XCTestCase {
         let base = Timestamp.now().seconds - 1000
         var items: [MemoryItem] = []
         for i in 0..<45 {
-            items.append(MemoryItem(id: "h\(i)", userID: "u", sessionID: i % 2 == 0 ? "even" : "odd",
-                                    timestamp: Timestamp(seconds: base + Int64(i)), textContent: "msg \(i)",
-                                    metadata: ["parity": .string(i % 2 == 0 ? "even" : "odd"), "i": .number(Double(i))]))
+            items.append(
+                MemoryItem(
+                    id: "h\(i)", userID: "u", sessionID: i % 2 == 0 ? "even" : "odd",
+                    timestamp: Timestamp(seconds: base + Int64(i)), textContent: "msg \(i)",
+                    metadata: ["parity": .string(i % 2 == 0 ? "even" : "odd"), "i": .number(Double(i))]))
         }
         items.append(MemoryItem(id: "note", userID: "u", timestamp: Timestamp(seconds: base + 100), itemType: "note"))
         items.append(MemoryItem(id: "other-user", userID: "v", timestamp: Timestamp(seconds: base + 100)))
@@ -170,7 +193,9 @@ final class MethodsTests: XCTestCase {
 
         let odd = try client.conversationHistory(HistoryRequest(userID: "u", sessionID: "odd", limit: 100))
         XCTAssertEqual(odd.items.count, 22)
-        let meta = try client.conversationHistory(HistoryRequest(userID: "u", limit: 100, filters: ["metadata.parity": .string("even"), "metadata.i": .number(4)]))
+        let meta = try client.conversationHistory(
+            HistoryRequest(
+                userID: "u", limit: 100, filters: ["metadata.parity": .string("even"), "metadata.i": .number(4)]))
         XCTAssertEqual(meta.items.map(\.id), ["h4"])
         let notes = try client.conversationHistory(HistoryRequest(userID: "u", itemType: "note"))
         XCTAssertEqual(notes.items.map(\.id), ["note"])
@@ -179,12 +204,17 @@ final class MethodsTests: XCTestCase {
     private func checkExpiredItemsAreInvisibleAndCleanedUp() throws {
         let past = Timestamp.now().adding(seconds: -5)
         let future = Timestamp.now().adding(seconds: 3600)
-        let old = try client.addMemoryItem(MemoryItem(userID: "u", textContent: "old", embedding: [Float](repeating: 1, count: 8), expiration: past))
-        let live = try client.addMemoryItem(MemoryItem(userID: "u", textContent: "live", embedding: [Float](repeating: 1, count: 8), expiration: future))
+        let old = try client.addMemoryItem(
+            MemoryItem(userID: "u", textContent: "old", embedding: [Float](repeating: 1, count: 8), expiration: past))
+        let live = try client.addMemoryItem(
+            MemoryItem(userID: "u", textContent: "live", embedding: [Float](repeating: 1, count: 8), expiration: future)
+        )
         _ = try client.addRawAgentData(AgentData(agentID: "a", dataType: "t", content: .string("x"), expiration: past))
         assertThrows(.notFound) { try client.getMemoryItem(old) }
         XCTAssertEqual(try client.conversationHistory(HistoryRequest(userID: "u")).items.map(\.id), [live])
-        XCTAssertEqual(try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [Float](repeating: 1, count: 8))).map(\.item.id), [live])
+        XCTAssertEqual(
+            try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: [Float](repeating: 1, count: 8))).map(
+                \.item.id), [live])
         XCTAssertFalse(try client.checkDuplicate(MemoryItem(userID: "u", textContent: "old")).duplicate)
         XCTAssertEqual(try client.cleanupExpiredItems(), 2)
         XCTAssertEqual(try client.cleanupExpiredItems(), 0)
@@ -219,13 +249,17 @@ final class MethodsTests: XCTestCase {
         let thresholded = try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: q, minScore: 0.5))
         XCTAssertEqual(thresholded.map(\.item.id), ["x", "xy"])
         // Euclidean scores are negative: min_score still means "at least".
-        let near = try client.semanticSearch(SearchRequest(userID: "u", queryEmbedding: q, minScore: -1.5, measure: .euclidean))
+        let near = try client.semanticSearch(
+            SearchRequest(userID: "u", queryEmbedding: q, minScore: -1.5, measure: .euclidean))
         XCTAssertEqual(near.map(\.item.id), ["x", "y"])
     }
 
     private func checkAgentData() throws {
-        let content: JSONValue = .object(["plan": .array([.string("a"), .string("b")]), "score": .number(0.5), "ok": .bool(true)])
-        let id = try client.addRawAgentData(AgentData(agentID: "agent-7", dataType: "plan", content: content, metadata: ["v": .number(1)]))
+        let content: JSONValue = .object([
+            "plan": .array([.string("a"), .string("b")]), "score": .number(0.5), "ok": .bool(true),
+        ])
+        let id = try client.addRawAgentData(
+            AgentData(agentID: "agent-7", dataType: "plan", content: content, metadata: ["v": .number(1)]))
         XCTAssertTrue(id.hasPrefix("agent_"), id)
         let got = try client.getAgentData(id)
         XCTAssertEqual(got.agentID, "agent-7")
@@ -235,8 +269,10 @@ final class MethodsTests: XCTestCase {
         assertThrows(.duplicate) { try client.addRawAgentData(AgentData(id: id, agentID: "agent-7", dataType: "plan")) }
         assertThrows(.notFound) { try client.getAgentData("agent_missing") }
         for i in 0..<5 {
-            _ = try client.addRawAgentData(AgentData(agentID: "agent-7", timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
-                                                     dataType: i % 2 == 0 ? "obs" : "plan", content: .number(Double(i))))
+            _ = try client.addRawAgentData(
+                AgentData(
+                    agentID: "agent-7", timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
+                    dataType: i % 2 == 0 ? "obs" : "plan", content: .number(Double(i))))
         }
         let all = try client.listAgentData(ListAgentDataRequest(agentID: "agent-7"))
         XCTAssertEqual(all.items.count, 6)
@@ -244,7 +280,8 @@ final class MethodsTests: XCTestCase {
         let obs = try client.listAgentData(ListAgentDataRequest(agentID: "agent-7", dataType: "obs", limit: 2))
         XCTAssertEqual(obs.items.map(\.content), [.number(4), .number(2)])
         XCTAssertFalse(obs.nextPageToken.isEmpty)
-        let rest = try client.listAgentData(ListAgentDataRequest(agentID: "agent-7", dataType: "obs", limit: 2, pageToken: obs.nextPageToken))
+        let rest = try client.listAgentData(
+            ListAgentDataRequest(agentID: "agent-7", dataType: "obs", limit: 2, pageToken: obs.nextPageToken))
         XCTAssertEqual(rest.items.map(\.content), [.number(0)])
         XCTAssertEqual(rest.nextPageToken, "")
     }
@@ -253,8 +290,10 @@ final class MethodsTests: XCTestCase {
         let h = try client.healthCheck()
         XCTAssertEqual(h.status, "healthy")
         XCTAssertEqual(h.firestore, backend == "firestore")
-        for key in ["backend", "version", "uptime_s", "connection_pool_size", "connections_in_use", "queue_depth",
-                    "circuit_state", "error_count", "last_error"] {
+        for key in [
+            "backend", "version", "uptime_s", "connection_pool_size", "connections_in_use", "queue_depth",
+            "circuit_state", "error_count", "last_error",
+        ] {
             XCTAssertNotNil(h.details[key], "details.\(key) missing: \(h.details)")
         }
         XCTAssertEqual(h.details["backend"], .string(backend))
@@ -275,7 +314,8 @@ final class MethodsTests: XCTestCase {
 
     private func checkUndecodablePayloadIsValidationError() throws {
         let conn = client.connection
-        try conn.send(.request(RequestFrame(id: 5, method: MemoryMethod.getMemoryItem.path, payload: [0xff, 0xff, 0xff])))
+        try conn.send(
+            .request(RequestFrame(id: 5, method: MemoryMethod.getMemoryItem.path, payload: [0xff, 0xff, 0xff])))
         let r = try conn.waitResponse(5, timeoutMs: 10_000)
         XCTAssertEqual(r.error?.code, .invalidArgument)
         XCTAssertEqual(r.error?.type, .validation)

@@ -1,5 +1,5 @@
 import MemoryClient
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
 import MemoryWire
 import XCTest
@@ -20,12 +20,16 @@ final class ProtocolTests: XCTestCase {
     }
 
     private func items(_ n: Int, prefix: String, user: String = "u") -> [MemoryItem] {
-        (0..<n).map { MemoryItem(id: "\(prefix)\($0)", userID: user, textContent: String(repeating: "text \($0) ", count: 20)) }
+        (0..<n).map {
+            MemoryItem(id: "\(prefix)\($0)", userID: user, textContent: String(repeating: "text \($0) ", count: 20))
+        }
     }
 
     /// Asserts the server sent a GoAway with `code` and then closed the connection.
-    private func assertGoAwayAndClose(_ conn: ClientConnection, code: StatusCode, containing text: String,
-                                      file: StaticString = #filePath, line: UInt = #line) {
+    private func assertGoAwayAndClose(
+        _ conn: ClientConnection, code: StatusCode, containing text: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             let frame = try conn.readFrame(timeoutMs: 10_000)
             guard case .goAway(let g) = frame else {
@@ -33,7 +37,8 @@ final class ProtocolTests: XCTestCase {
                 return
             }
             XCTAssertEqual(g.code, code, g.message, file: file, line: line)
-            XCTAssertTrue(g.message.contains(text), "GoAway message \"\(g.message)\" lacks \"\(text)\"", file: file, line: line)
+            XCTAssertTrue(
+                g.message.contains(text), "GoAway message \"\(g.message)\" lacks \"\(text)\"", file: file, line: line)
             let rest = try conn.readUntilClosed(timeoutMs: 10_000)
             XCTAssertEqual(rest.count, 0, "nothing after the GoAway", file: file, line: line)
         } catch {
@@ -60,7 +65,8 @@ final class ProtocolTests: XCTestCase {
             case .getMemoryItem: XCTAssertEqual(r.error?.type, .notFound)
             case .addMemoryItems:
                 XCTAssertNil(r.error)
-                guard case .addMemoryItems(let results) = try PayloadCodec.decodeResponse(.addMemoryItems, r.payload) else { return XCTFail() }
+                guard case .addMemoryItems(let results) = try PayloadCodec.decodeResponse(.addMemoryItems, r.payload)
+                else { return XCTFail() }
                 XCTAssertEqual(results.count, 3000)
                 XCTAssertTrue(results.allSatisfy { $0.error == nil })
             default: XCTAssertNil(r.error)
@@ -76,7 +82,9 @@ final class ProtocolTests: XCTestCase {
         let conn = try daemon.connection()
         // Occupy the only worker, then queue an add with a 1 ms deadline behind it.
         let slow = try conn.start(.addMemoryItems(items: items(3000, prefix: "s"), upsert: false))
-        let late = try conn.start(.addMemoryItem(item: MemoryItem(id: "late", userID: "u"), upsert: false, rejectDuplicateContent: false), timeoutMs: 1)
+        let late = try conn.start(
+            .addMemoryItem(item: MemoryItem(id: "late", userID: "u"), upsert: false, rejectDuplicateContent: false),
+            timeoutMs: 1)
         let r = try conn.waitResponse(late, timeoutMs: 30_000)
         XCTAssertEqual(r.error?.code, .deadlineExceeded)
         XCTAssertEqual(r.error?.type, .unspecified)
@@ -89,7 +97,8 @@ final class ProtocolTests: XCTestCase {
         daemon = try startDaemon(["MEMORYD_WORKERS": "1"])
         let conn = try daemon.connection()
         let slow = try conn.start(.addMemoryItems(items: items(3000, prefix: "s"), upsert: false))
-        let doomed = try conn.start(.addMemoryItem(item: MemoryItem(id: "doomed", userID: "u"), upsert: false, rejectDuplicateContent: false))
+        let doomed = try conn.start(
+            .addMemoryItem(item: MemoryItem(id: "doomed", userID: "u"), upsert: false, rejectDuplicateContent: false))
         try conn.send(.cancel(id: doomed))
         let r = try conn.waitResponse(doomed, timeoutMs: 30_000)
         XCTAssertEqual(r.error?.code, .cancelled)
@@ -127,8 +136,12 @@ final class ProtocolTests: XCTestCase {
 
         // A duplicate id while the first is in flight (the slow batch keeps it in flight).
         c = try daemon.connection()
-        let dup = FrameCodec.encode(.request(RequestFrame(id: 9, method: MemoryMethod.addMemoryItems.path,
-                                                          payload: PayloadCodec.encodeRequest(.addMemoryItems(items: items(2000, prefix: "d"), upsert: false)))))
+        let dup = FrameCodec.encode(
+            .request(
+                RequestFrame(
+                    id: 9, method: MemoryMethod.addMemoryItems.path,
+                    payload: PayloadCodec.encodeRequest(.addMemoryItems(items: items(2000, prefix: "d"), upsert: false))
+                )))
         try c.writeRaw(dup + dup)
         var sawGoAway = false
         while true {
@@ -148,8 +161,13 @@ final class ProtocolTests: XCTestCase {
 
         // Garbage after a valid frame: the valid call is answered, then GoAway.
         c = try daemon.connection()
-        try c.writeRaw(FrameCodec.encode(.request(RequestFrame(id: 3, method: MemoryMethod.ping.path))) + [0, 0, 0, 3, 0xde, 0xad, 0xbe])
-        guard case .response(let pong) = try c.readFrame(timeoutMs: 10_000) else { return XCTFail("expected the ping's response") }
+        try c.writeRaw(
+            FrameCodec.encode(.request(RequestFrame(id: 3, method: MemoryMethod.ping.path))) + [
+                0, 0, 0, 3, 0xde, 0xad, 0xbe,
+            ])
+        guard case .response(let pong) = try c.readFrame(timeoutMs: 10_000) else {
+            return XCTFail("expected the ping's response")
+        }
         XCTAssertEqual(pong.id, 3)
         assertGoAwayAndClose(c, code: .invalidArgument, containing: "not a valid")
 
@@ -164,7 +182,10 @@ final class ProtocolTests: XCTestCase {
         for _ in 0..<20_000 {
             var len = body.count
             var varint: [UInt8] = []
-            repeat { varint.append(UInt8(len & 0x7f) | (len > 0x7f ? 0x80 : 0)); len >>= 7 } while len > 0
+            repeat {
+                varint.append(UInt8(len & 0x7f) | (len > 0x7f ? 0x80 : 0))
+                len >>= 7
+            } while len > 0
             body = [0x0a] + varint + body
             if body.count > 3_000_000 { break }
         }
@@ -181,18 +202,25 @@ final class ProtocolTests: XCTestCase {
         for _ in 0..<200 { conns.append(try daemon.connection()) }
         var ids: [UInt64] = []
         for (i, c) in conns.enumerated() {
-            ids.append(try c.start(.addMemoryItem(item: MemoryItem(id: "c\(i)", userID: "u\(i % 7)", textContent: "conn \(i)"),
-                                                  upsert: false, rejectDuplicateContent: false)))
+            ids.append(
+                try c.start(
+                    .addMemoryItem(
+                        item: MemoryItem(id: "c\(i)", userID: "u\(i % 7)", textContent: "conn \(i)"),
+                        upsert: false, rejectDuplicateContent: false)))
         }
         for (i, c) in conns.enumerated() {
-            guard case .addMemoryItem(let id) = try c.wait(ids[i], method: .addMemoryItem, timeoutMs: 60_000) else { return XCTFail() }
+            guard case .addMemoryItem(let id) = try c.wait(ids[i], method: .addMemoryItem, timeoutMs: 60_000) else {
+                return XCTFail()
+            }
             XCTAssertEqual(id, "c\(i)")
         }
         let h = try daemon.client().healthCheck()
         XCTAssertEqual(h.details["client_connections"], .number(201))
         for c in conns { c.close() }
         let client = try daemon.client()
-        for i in stride(from: 0, to: 200, by: 17) { XCTAssertEqual(try client.getMemoryItem("c\(i)").textContent, "conn \(i)") }
+        for i in stride(from: 0, to: 200, by: 17) {
+            XCTAssertEqual(try client.getMemoryItem("c\(i)").textContent, "conn \(i)")
+        }
     }
 
     func testMaxConnectionsRefusesTheExtraConnection() throws {
@@ -224,7 +252,9 @@ final class ProtocolTests: XCTestCase {
         daemon = try startDaemon(["MEMORYD_MAX_FRAME_BYTES": "65536", "MEMORYD_MAX_OUTPUT_BYTES": "1048576"])
         let client = try daemon.client()
         for batch in 0..<3 {
-            let big = (0..<10).map { MemoryItem(id: "big\(batch)-\($0)", userID: "u", textContent: String(repeating: "y", count: 3000)) }
+            let big = (0..<10).map {
+                MemoryItem(id: "big\(batch)-\($0)", userID: "u", textContent: String(repeating: "y", count: 3000))
+            }
             XCTAssertTrue(try client.addMemoryItems(big).allSatisfy { $0.error == nil })
         }
         let e = assertThrows(.unspecified, code: .resourceExhausted) {

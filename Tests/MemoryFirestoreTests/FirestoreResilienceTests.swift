@@ -1,8 +1,10 @@
 import Foundation
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
+
 @testable import MemoryFirestore
-import MemoryCore
 
 final class FirestoreResilienceTests: FirestoreTestCase {
     /// Stopping the emulator opens the circuit (calls then fail fast with ConnectionError, within their
@@ -86,8 +88,9 @@ final class FirestoreResilienceTests: FirestoreTestCase {
                     let ctx = CallContext(deadline: .after(milliseconds: 20_000))
                     do {
                         if i % 2 == 0 {
-                            var it = MemoryItem(id: "mem_w\(w)_\(i)", userID: "pool", sessionID: "s", timestamp: .now(),
-                                                itemType: "conversation", textContent: "x")
+                            var it = MemoryItem(
+                                id: "mem_w\(w)_\(i)", userID: "pool", sessionID: "s", timestamp: .now(),
+                                itemType: "conversation", textContent: "x")
                             it.metadata["content_hash"] = .string(SHA256.hexDigest("x"))
                             try box.value.addMemoryItem(it, upsert: false, context: ctx)
                         } else {
@@ -106,15 +109,23 @@ final class FirestoreResilienceTests: FirestoreTestCase {
         XCTAssertEqual(errors.value, 0)
         XCTAssertGreaterThan(maxSeen, 0)
         XCTAssertLessThanOrEqual(maxSeen, poolSize)
-        connections.forEach { $0.close() }
+        for c in connections { c.close() }
     }
 }
 
 final class LockedCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var n = 0
-    func add() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    func add() {
+        lock.lock()
+        n += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return n
+    }
 }
 
 /// Hands a connection to the one thread that uses it.

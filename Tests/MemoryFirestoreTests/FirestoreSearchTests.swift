@@ -1,8 +1,10 @@
 import Foundation
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
+
 @testable import MemoryFirestore
-import MemoryCore
 
 /// `findNearest` on the emulator against a brute-force top-k over the same items.
 final class FirestoreSearchTests: FirestoreTestCase {
@@ -18,8 +20,10 @@ final class FirestoreSearchTests: FirestoreTestCase {
             let persona = i % 3 == 0 ? "critic" : "helper"
             let session = i % 2 == 0 ? "s1" : "s2"
             let expired = i % 7 == 3
-            items.append(item("mem_v\(i)", user: user, session: session, persona: persona, embedding: randomVector(dim),
-                              expiration: expired ? now.adding(seconds: -1) : nil))
+            items.append(
+                item(
+                    "mem_v\(i)", user: user, session: session, persona: persona, embedding: randomVector(dim),
+                    expiration: expired ? now.adding(seconds: -1) : nil))
         }
         items.append(item("mem_noembedding"))
         XCTAssertEqual(try conn.addMemoryItems(items, upsert: false, context: context()).compactMap { $0 }.count, 0)
@@ -32,7 +36,9 @@ final class FirestoreSearchTests: FirestoreTestCase {
         for measure in DistanceMeasure.allCases {
             for (persona, session) in [("", ""), ("helper", ""), ("critic", "s1"), ("", "s2")] {
                 for topK in [1, 5, 20] {
-                    let q = SearchQuery(userID: "u1", embedding: query, persona: persona, sessionID: session, topK: topK, measure: measure)
+                    let q = SearchQuery(
+                        userID: "u1", embedding: query, persona: persona, sessionID: session, topK: topK,
+                        measure: measure)
                     let got = try conn.semanticSearch(q, context: context(now: now))
                     let expected = bruteForce(items, q, now: now)
                     let label = "\(measure) persona=\(persona) session=\(session) k=\(topK)"
@@ -42,13 +48,16 @@ final class FirestoreSearchTests: FirestoreTestCase {
                 }
             }
             // min_score: the threshold keeps exactly the results at or above it.
-            let all = bruteForce(items, SearchQuery(userID: "u1", embedding: query, topK: 1000, measure: measure), now: now)
+            let all = bruteForce(
+                items, SearchQuery(userID: "u1", embedding: query, topK: 1000, measure: measure), now: now)
             let cut = all[all.count / 2].score
             let q = SearchQuery(userID: "u1", embedding: query, topK: 1000, minScore: cut - 1e-6, measure: measure)
             let got = try conn.semanticSearch(q, context: context(now: now))
-            XCTAssertEqual(got.map(\.item.id), all.filter { $0.score >= cut - 1e-6 }.map(\.item.id), "\(measure) min_score")
+            XCTAssertEqual(
+                got.map(\.item.id), all.filter { $0.score >= cut - 1e-6 }.map(\.item.id), "\(measure) min_score")
         }
-        let none = try conn.semanticSearch(SearchQuery(userID: "u1", embedding: query, minScore: 2, measure: .cosine), context: context(now: now))
+        let none = try conn.semanticSearch(
+            SearchQuery(userID: "u1", embedding: query, minScore: 2, measure: .cosine), context: context(now: now))
         XCTAssertEqual(none.count, 0)
     }
 
@@ -62,7 +71,9 @@ final class FirestoreSearchTests: FirestoreTestCase {
             if let m = q.minScore, score < m { continue }
             out.append(ScoredItem(item: item, score: score))
         }
-        out.sort { (a: ScoredItem, b: ScoredItem) -> Bool in a.score != b.score ? a.score > b.score : a.item.id < b.item.id }
+        out.sort { (a: ScoredItem, b: ScoredItem) -> Bool in
+            a.score != b.score ? a.score > b.score : a.item.id < b.item.id
+        }
         return Array(out.prefix(q.topK))
     }
 }

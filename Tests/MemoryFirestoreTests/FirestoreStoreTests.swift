@@ -1,8 +1,10 @@
 import Foundation
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
+
 @testable import MemoryFirestore
-import MemoryCore
 
 /// Every StoreConnection method against the real emulator.
 final class FirestoreStoreTests: FirestoreTestCase {
@@ -11,10 +13,13 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let conn = try backend.makeConnection()
         defer { conn.close() }
         let ctx = context()
-        let a = item("mem_a", persona: "helper", embedding: [1, 2, 3, 4, 5, 6, 7, 8.5],
-                     metadata: ["n": .number(3), "x": .number(1.5), "flag": .bool(true), "none": .null,
-                                "list": .array([.string("a"), .number(2)]), "nested": .object(["k": .string("v")])],
-                     expiration: Timestamp.now().adding(seconds: 3600))
+        let a = item(
+            "mem_a", persona: "helper", embedding: [1, 2, 3, 4, 5, 6, 7, 8.5],
+            metadata: [
+                "n": .number(3), "x": .number(1.5), "flag": .bool(true), "none": .null,
+                "list": .array([.string("a"), .number(2)]), "nested": .object(["k": .string("v")]),
+            ],
+            expiration: Timestamp.now().adding(seconds: 3600))
         try conn.addMemoryItem(a, upsert: false, context: ctx)
         XCTAssertEqual(try conn.getMemoryItem(id: "mem_a", context: ctx), a)
 
@@ -41,8 +46,10 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let conn = try backend.makeConnection()
         defer { conn.close() }
         let t = Timestamp(rfc3339: "2026-01-02T03:04:05.123456Z")!
-        let a = item("mem_shape", embedding: [0.5, -1, 2, 0, 0, 0, 0, 0.25], metadata: ["k": .string("v"), "n": .number(7)], at: t,
-                     expiration: Timestamp(rfc3339: "2099-01-01T00:00:00Z"))
+        let a = item(
+            "mem_shape", embedding: [0.5, -1, 2, 0, 0, 0, 0, 0.25], metadata: ["k": .string("v"), "n": .number(7)],
+            at: t,
+            expiration: Timestamp(rfc3339: "2099-01-01T00:00:00Z"))
         try conn.addMemoryItem(a, upsert: false, context: context())
         let (status, doc) = try emulator.getDocument(project: project, path: "\(namespace)_memory_items/mem_shape")
         XCTAssertEqual(status, 200)
@@ -75,13 +82,15 @@ final class FirestoreStoreTests: FirestoreTestCase {
         var expected: [MemoryItem] = []
         for i in 0..<30 {
             let expired = i % 4 == 1
-            let it = item(String(format: "mem_%02d", i), metadata: ["topic": .string(i % 2 == 0 ? "even" : "odd")],
-                          at: base.adding(seconds: Double(i)), expiration: expired ? now.adding(seconds: -5) : nil)
+            let it = item(
+                String(format: "mem_%02d", i), metadata: ["topic": .string(i % 2 == 0 ? "even" : "odd")],
+                at: base.adding(seconds: Double(i)), expiration: expired ? now.adding(seconds: -5) : nil)
             try conn.addMemoryItem(it, upsert: false, context: context())
             if !expired { expected.append(it) }
         }
         // Same timestamp twice: ordered by id descending.
-        let tie1 = item("mem_tie_a", at: base.adding(seconds: 100)), tie2 = item("mem_tie_b", at: base.adding(seconds: 100))
+        let tie1 = item("mem_tie_a", at: base.adding(seconds: 100)),
+            tie2 = item("mem_tie_b", at: base.adding(seconds: 100))
         try conn.addMemoryItem(tie1, upsert: false, context: context())
         try conn.addMemoryItem(tie2, upsert: false, context: context())
         expected += [tie1, tie2]
@@ -97,7 +106,9 @@ final class FirestoreStoreTests: FirestoreTestCase {
         repeat {
             let page = try conn.conversationHistory(query, context: context(now: now))
             XCTAssertLessThanOrEqual(page.items.count, 7)
-            if !page.nextPageToken.isEmpty { XCTAssertEqual(page.items.count, 7, "expired rows must not shorten a page") }
+            if !page.nextPageToken.isEmpty {
+                XCTAssertEqual(page.items.count, 7, "expired rows must not shorten a page")
+            }
             got += page.items
             query.cursor = PageCursor(token: page.nextPageToken)
             pages += 1
@@ -105,13 +116,17 @@ final class FirestoreStoreTests: FirestoreTestCase {
         XCTAssertEqual(got.map(\.id), expected.map(\.id))
         XCTAssertEqual(pages, (expected.count + 6) / 7)
 
-        let even = try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100, filters: ["metadata.topic": .string("even")]),
-                                                context: context(now: now))
-        XCTAssertEqual(Set(even.items.map(\.id)), Set(expected.filter { $0.metadata["topic"] == .string("even") }.map(\.id)))
-        let bySession = try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100, filters: ["session_id": .string("s2")]),
-                                                     context: context(now: now))
+        let even = try conn.conversationHistory(
+            HistoryQuery(userID: "u1", limit: 100, filters: ["metadata.topic": .string("even")]),
+            context: context(now: now))
+        XCTAssertEqual(
+            Set(even.items.map(\.id)), Set(expected.filter { $0.metadata["topic"] == .string("even") }.map(\.id)))
+        let bySession = try conn.conversationHistory(
+            HistoryQuery(userID: "u1", limit: 100, filters: ["session_id": .string("s2")]),
+            context: context(now: now))
         XCTAssertEqual(bySession.items.map(\.id), ["mem_other_session"])
-        let notes = try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100, itemType: "note"), context: context(now: now))
+        let notes = try conn.conversationHistory(
+            HistoryQuery(userID: "u1", limit: 100, itemType: "note"), context: context(now: now))
         XCTAssertEqual(notes.items.map(\.id), ["mem_other_type"])
     }
 
@@ -124,17 +139,23 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let live = item("mem_live", text: "new", embedding: randomVector(8), expiration: now.adding(seconds: 3600))
         try conn.addMemoryItem(gone, upsert: false, context: context())
         try conn.addMemoryItem(live, upsert: false, context: context())
-        try conn.addAgentData(AgentData(id: "agent_gone", agentID: "a", timestamp: now, dataType: "t", expiration: now.adding(seconds: -1)),
-                              context: context())
+        try conn.addAgentData(
+            AgentData(
+                id: "agent_gone", agentID: "a", timestamp: now, dataType: "t", expiration: now.adding(seconds: -1)),
+            context: context())
         let ctx = context(now: now)
         assertError(.notFound, try conn.getMemoryItem(id: "mem_gone", context: ctx))
         assertError(.notFound, try conn.deleteMemoryItem(id: "mem_gone", context: ctx))
         assertError(.notFound, try conn.getAgentData(id: "agent_gone", context: ctx))
         XCTAssertNil(try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("old"), context: ctx))
-        XCTAssertEqual(try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("new"), context: ctx), "mem_live")
-        XCTAssertEqual(try conn.conversationHistory(HistoryQuery(userID: "u1"), context: ctx).items.map(\.id), ["mem_live"])
-        XCTAssertEqual(try conn.semanticSearch(SearchQuery(userID: "u1", embedding: gone.embedding, topK: 5), context: ctx).map(\.item.id),
-                       ["mem_live"])
+        XCTAssertEqual(
+            try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("new"), context: ctx), "mem_live")
+        XCTAssertEqual(
+            try conn.conversationHistory(HistoryQuery(userID: "u1"), context: ctx).items.map(\.id), ["mem_live"])
+        XCTAssertEqual(
+            try conn.semanticSearch(SearchQuery(userID: "u1", embedding: gone.embedding, topK: 5), context: ctx).map(
+                \.item.id),
+            ["mem_live"])
         // An expired id is free again.
         var again = gone
         again.expiration = nil
@@ -168,7 +189,9 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let results = try conn.addMemoryItems(items, upsert: false, context: context())
         XCTAssertEqual(results.count, 5)
         XCTAssertEqual(results.map { $0?.type }, [nil, .duplicate, nil, nil, nil])
-        for id in ["mem_b1", "mem_b2", "mem_b3", "mem_b4"] { XCTAssertEqual(try conn.getMemoryItem(id: id, context: context()).id, id) }
+        for id in ["mem_b1", "mem_b2", "mem_b3", "mem_b4"] {
+            XCTAssertEqual(try conn.getMemoryItem(id: id, context: context()).id, id)
+        }
         XCTAssertEqual(try conn.getMemoryItem(id: "mem_exists", context: context()).textContent, "text of mem_exists")
 
         let upserted = try conn.addMemoryItems(items, upsert: true, context: context())
@@ -181,20 +204,26 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let conn = try backend.makeConnection()
         defer { conn.close() }
         let base = Timestamp.now().adding(seconds: -100)
-        let d = AgentData(id: "agent_1", agentID: "planner", timestamp: base, dataType: "plan",
-                          content: .object(["steps": .array([.string("a"), .number(2), .bool(false), .null]), "pi": .number(3.25)]),
-                          metadata: ["v": .number(1)])
+        let d = AgentData(
+            id: "agent_1", agentID: "planner", timestamp: base, dataType: "plan",
+            content: .object(["steps": .array([.string("a"), .number(2), .bool(false), .null]), "pi": .number(3.25)]),
+            metadata: ["v": .number(1)])
         try conn.addAgentData(d, context: context())
         XCTAssertEqual(try conn.getAgentData(id: "agent_1", context: context()), d)
         assertError(.duplicate, try conn.addAgentData(d, context: context()))
         assertError(.notFound, try conn.getAgentData(id: "agent_nope", context: context()))
-        let scalar = AgentData(id: "agent_2", agentID: "planner", timestamp: base.adding(seconds: 1), dataType: "note", content: .string("hi"))
+        let scalar = AgentData(
+            id: "agent_2", agentID: "planner", timestamp: base.adding(seconds: 1), dataType: "note",
+            content: .string("hi"))
         try conn.addAgentData(scalar, context: context())
         for i in 3..<8 {
-            try conn.addAgentData(AgentData(id: "agent_\(i)", agentID: "planner", timestamp: base.adding(seconds: Double(i)), dataType: "plan"),
-                                  context: context())
+            try conn.addAgentData(
+                AgentData(
+                    id: "agent_\(i)", agentID: "planner", timestamp: base.adding(seconds: Double(i)), dataType: "plan"),
+                context: context())
         }
-        try conn.addAgentData(AgentData(id: "agent_other", agentID: "critic", timestamp: base, dataType: "plan"), context: context())
+        try conn.addAgentData(
+            AgentData(id: "agent_other", agentID: "critic", timestamp: base, dataType: "plan"), context: context())
         XCTAssertEqual(try conn.getAgentData(id: "agent_2", context: context()), scalar)
 
         var q = AgentDataQuery(agentID: "planner", dataType: "plan", limit: 4)
@@ -212,9 +241,13 @@ final class FirestoreStoreTests: FirestoreTestCase {
         let conn = try backend.makeConnection()
         defer { conn.close() }
         try conn.addMemoryItem(item("mem_h1", text: "hello"), upsert: false, context: context())
-        XCTAssertEqual(try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("hello"), context: context()), "mem_h1")
-        XCTAssertNil(try conn.findByContentHash(userID: "u2", contentHash: SHA256.hexDigest("hello"), context: context()))
-        XCTAssertNil(try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("other"), context: context()))
+        XCTAssertEqual(
+            try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("hello"), context: context()),
+            "mem_h1")
+        XCTAssertNil(
+            try conn.findByContentHash(userID: "u2", contentHash: SHA256.hexDigest("hello"), context: context()))
+        XCTAssertNil(
+            try conn.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("other"), context: context()))
     }
 
     func testHealthIsHealthyWithLatency() throws {

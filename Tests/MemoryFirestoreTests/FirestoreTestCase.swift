@@ -1,9 +1,11 @@
 import Foundation
 import Logging
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
+
 @testable import MemoryFirestore
-import MemoryCore
 
 /// Base of the emulator tests: each test gets its own namespace (so its own collections) on the shared emulator.
 class FirestoreTestCase: XCTestCase {
@@ -25,8 +27,11 @@ class FirestoreTestCase: XCTestCase {
         return c
     }
 
-    func makeBackend(dimension: Int = 8, _ change: (inout FirestoreConfig) -> Void = { _ in }) throws -> FirestoreBackend {
-        try FirestoreBackend(config: makeConfig(change), limits: Limits(embeddingDimension: dimension), logger: Logger(label: "test"))
+    func makeBackend(dimension: Int = 8, _ change: (inout FirestoreConfig) -> Void = { _ in }) throws
+        -> FirestoreBackend
+    {
+        try FirestoreBackend(
+            config: makeConfig(change), limits: Limits(embeddingDimension: dimension), logger: Logger(label: "test"))
     }
 
     func context(now: Timestamp = .now(), timeoutMs: UInt64 = 20_000) -> CallContext {
@@ -34,19 +39,24 @@ class FirestoreTestCase: XCTestCase {
     }
 
     /// An item as MemoryService would hand it over: id, timestamp in microseconds, content hash set.
-    func item(_ id: String, user: String = "u1", session: String = "s1", type: String = "conversation", persona: String = "",
-              text: String? = nil, embedding: [Float] = [], metadata: [String: JSONValue] = [:], at time: Timestamp = .now(),
-              expiration: Timestamp? = nil) -> MemoryItem {
+    func item(
+        _ id: String, user: String = "u1", session: String = "s1", type: String = "conversation", persona: String = "",
+        text: String? = nil, embedding: [Float] = [], metadata: [String: JSONValue] = [:], at time: Timestamp = .now(),
+        expiration: Timestamp? = nil
+    ) -> MemoryItem {
         let text = text ?? "text of \(id)"
         var m = metadata
         m["content_hash"] = .string(SHA256.hexDigest(text))
-        return MemoryItem(id: id, userID: user, sessionID: session, timestamp: time.truncatedToMicroseconds, itemType: type,
-                          personaActive: persona, textContent: text, embedding: embedding, metadata: m,
-                          expiration: expiration?.truncatedToMicroseconds)
+        return MemoryItem(
+            id: id, userID: user, sessionID: session, timestamp: time.truncatedToMicroseconds, itemType: type,
+            personaActive: persona, textContent: text, embedding: embedding, metadata: m,
+            expiration: expiration?.truncatedToMicroseconds)
     }
 
-    func assertError<T>(_ type: ErrorType, _ body: @autoclosure () throws -> T, _ message: String = "",
-                        file: StaticString = #filePath, line: UInt = #line) {
+    func assertError<T>(
+        _ type: ErrorType, _ body: @autoclosure () throws -> T, _ message: String = "",
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         do {
             _ = try body()
             XCTFail("expected \(type.exceptionName) \(message)", file: file, line: line)
@@ -64,8 +74,9 @@ extension FirestoreEmulator {
     /// A plain REST GET of a document, as any other Firestore client would do it.
     func getDocument(project: String, path: String) throws -> (Int, JSONValue?) {
         let client = try HTTPClient(preferHTTP2: false)
-        let r = try client.request(.get, url: "http://\(hostPort)/v1/projects/\(project)/databases/(default)/documents/\(path)",
-                                   headers: ["Authorization: Bearer owner"], timeoutMs: 5000)
+        let r = try client.request(
+            .get, url: "http://\(hostPort)/v1/projects/\(project)/databases/(default)/documents/\(path)",
+            headers: ["Authorization: Bearer owner"], timeoutMs: 5000)
         return (r.status, try? JSONValue.parse(bytes: r.body))
     }
 }

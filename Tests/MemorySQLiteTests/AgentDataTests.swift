@@ -1,13 +1,18 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import XCTest
+
 @testable import MemorySQLite
 
 final class AgentDataTests: SQLiteTestCase {
-    func data(_ id: String, agent: String = "a1", type: String = "log", at seconds: Int64 = 1_700_000_000,
-              expiresIn: Double? = nil) -> AgentData {
-        AgentData(id: id, agentID: agent, timestamp: Timestamp(seconds: seconds), dataType: type,
-                  content: .object(["step": .number(1), "ok": .bool(true)]), metadata: ["m": .string("v")],
-                  expiration: expiresIn.map { now.adding(seconds: $0) })
+    func data(
+        _ id: String, agent: String = "a1", type: String = "log", at seconds: Int64 = 1_700_000_000,
+        expiresIn: Double? = nil
+    ) -> AgentData {
+        AgentData(
+            id: id, agentID: agent, timestamp: Timestamp(seconds: seconds), dataType: type,
+            content: .object(["step": .number(1), "ok": .bool(true)]), metadata: ["m": .string("v")],
+            expiration: expiresIn.map { now.adding(seconds: $0) })
     }
 
     func testAddGetRoundTrip() throws {
@@ -37,21 +42,27 @@ final class AgentDataTests: SQLiteTestCase {
 
     func testListNewestFirstWithTypeFilterAndPaging() throws {
         for i in 0..<25 {
-            try connection.addAgentData(data(String(format: "d%02d", i), type: i % 2 == 0 ? "even" : "odd",
-                                             at: 1_700_000_000 + Int64(i / 3)), context: context)
+            try connection.addAgentData(
+                data(
+                    String(format: "d%02d", i), type: i % 2 == 0 ? "even" : "odd",
+                    at: 1_700_000_000 + Int64(i / 3)), context: context)
         }
         try connection.addAgentData(data("other", agent: "a2"), context: context)
         try connection.addAgentData(data("gone", expiresIn: -1), context: context)
         var seen: [String] = []
         var cursor: PageCursor?
         repeat {
-            let page = try connection.listAgentData(AgentDataQuery(agentID: "a1", limit: 10, cursor: cursor), context: context)
+            let page = try connection.listAgentData(
+                AgentDataQuery(agentID: "a1", limit: 10, cursor: cursor), context: context)
             seen += page.items.map(\.id)
             cursor = page.nextPageToken.isEmpty ? nil : PageCursor(token: page.nextPageToken)
         } while cursor != nil
-        let expected = (0..<25).map { (ts: $0 / 3, id: String(format: "d%02d", $0)) }.sorted { ($0.ts, $0.id) > ($1.ts, $1.id) }.map(\.id)
+        let expected = (0..<25).map { (ts: $0 / 3, id: String(format: "d%02d", $0)) }.sorted {
+            ($0.ts, $0.id) > ($1.ts, $1.id)
+        }.map(\.id)
         XCTAssertEqual(seen, expected)
-        let odd = try connection.listAgentData(AgentDataQuery(agentID: "a1", dataType: "odd", limit: 100), context: context)
+        let odd = try connection.listAgentData(
+            AgentDataQuery(agentID: "a1", dataType: "odd", limit: 100), context: context)
         XCTAssertEqual(odd.items.count, 12)
         XCTAssertTrue(odd.items.allSatisfy { $0.dataType == "odd" })
         XCTAssertEqual(odd.nextPageToken, "")

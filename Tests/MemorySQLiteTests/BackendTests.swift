@@ -1,10 +1,13 @@
+import Logging
+import MemoryDomain
+import MemoryUtilities
+import XCTest
+
+@testable import MemorySQLite
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
-import MemoryCore
-import XCTest
-@testable import MemorySQLite
 
 final class BackendTests: SQLiteTestCase {
     func testFileLayoutAndSchemaVersion() throws {
@@ -16,13 +19,20 @@ final class BackendTests: SQLiteTestCase {
         XCTAssertEqual(st.st_mode & 0o777, 0o750)
         let db = try SQLiteDatabase(path: backend.path, busyTimeoutMilliseconds: 100)
         defer { db.close() }
-        XCTAssertEqual(try db.withStatement("v", "PRAGMA user_version") { s throws(MemoryError) in try s.step() ? s.int64(0) : -1 }, Schema.version)
-        XCTAssertEqual(try db.withStatement("j", "PRAGMA journal_mode") { s throws(MemoryError) in try s.step() ? s.string(0) : "" }, "wal")
+        XCTAssertEqual(
+            try db.withStatement("v", "PRAGMA user_version") { s throws(MemoryError) in try s.step() ? s.int64(0) : -1
+            }, Schema.version)
+        XCTAssertEqual(
+            try db.withStatement("j", "PRAGMA journal_mode") { s throws(MemoryError) in try s.step() ? s.string(0) : ""
+            }, "wal")
     }
 
     func testBadNamespaceIsRejected() {
         for bad in ["", "../x", "a/b", "a:b"] {
-            assertThrows(.validation) { try SQLiteBackend(dataDirectory: self.directory, namespace: bad, limits: self.limits, logger: Logger(label: "t")) }
+            assertThrows(.validation) {
+                try SQLiteBackend(
+                    dataDirectory: self.directory, namespace: bad, limits: self.limits, logger: Logger(label: "t"))
+            }
         }
     }
 
@@ -35,32 +45,43 @@ final class BackendTests: SQLiteTestCase {
 
     func testDataSurvivesReopen() throws {
         try connection.addMemoryItem(item("m1", embedding: [1, 0, 0, 0, 0, 0, 0, 0]), upsert: false, context: context)
-        try connection.addAgentData(AgentData(id: "d1", agentID: "a", timestamp: now, dataType: "t", content: .number(7)), context: context)
+        try connection.addAgentData(
+            AgentData(id: "d1", agentID: "a", timestamp: now, dataType: "t", content: .number(7)), context: context)
         connection.close()
         backend.shutdown()
         backend = try makeBackend()
         connection = try backend.makeConnection()
-        XCTAssertEqual(try connection.getMemoryItem(id: "m1", context: context), item("m1", embedding: [1, 0, 0, 0, 0, 0, 0, 0]))
+        XCTAssertEqual(
+            try connection.getMemoryItem(id: "m1", context: context), item("m1", embedding: [1, 0, 0, 0, 0, 0, 0, 0]))
         XCTAssertEqual(try connection.getAgentData(id: "d1", context: context).content, .number(7))
     }
 
     func testCleanupCountsItemsAndAgentDataInBatches() throws {
-        let backend = try SQLiteBackend(dataDirectory: directory, namespace: "cleanup", limits: limits, batchSize: 7, logger: Logger(label: "t"))
+        let backend = try SQLiteBackend(
+            dataDirectory: directory, namespace: "cleanup", limits: limits, batchSize: 7, logger: Logger(label: "t"))
         let conn = try backend.makeConnection()
-        defer { conn.close(); backend.shutdown() }
+        defer {
+            conn.close()
+            backend.shutdown()
+        }
         let items = (0..<50).map { item("c\($0)", expiresIn: $0 < 30 ? -1 : ($0 < 40 ? 100 : nil)) }
         XCTAssertEqual(try conn.addMemoryItems(items, upsert: false, context: context).compactMap { $0 }.count, 0)
         for i in 0..<12 {
-            try conn.addAgentData(AgentData(id: "d\(i)", agentID: "a", timestamp: now, dataType: "t",
-                                            expiration: i < 9 ? now.adding(seconds: -1) : nil), context: context)
+            try conn.addAgentData(
+                AgentData(
+                    id: "d\(i)", agentID: "a", timestamp: now, dataType: "t",
+                    expiration: i < 9 ? now.adding(seconds: -1) : nil), context: context)
         }
         XCTAssertEqual(try conn.cleanupExpired(context: context), 39)
         XCTAssertEqual(try conn.cleanupExpired(context: context), 0)
-        XCTAssertEqual(try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100), context: context).items.count, 20)
+        XCTAssertEqual(
+            try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100), context: context).items.count, 20)
         // Even with an earlier "now", the deleted rows are gone for good.
         let earlier = CallContext(now: now.adding(seconds: -10))
-        XCTAssertEqual(try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100), context: earlier).items.count, 20)
-        XCTAssertEqual(try conn.listAgentData(AgentDataQuery(agentID: "a", limit: 100), context: earlier).items.count, 3)
+        XCTAssertEqual(
+            try conn.conversationHistory(HistoryQuery(userID: "u1", limit: 100), context: earlier).items.count, 20)
+        XCTAssertEqual(
+            try conn.listAgentData(AgentDataQuery(agentID: "a", limit: 100), context: earlier).items.count, 3)
         XCTAssertEqual(try conn.cleanupExpired(context: CallContext(now: now.adding(seconds: 100))), 10)
     }
 
@@ -90,9 +111,10 @@ final class BackendTests: SQLiteTestCase {
 
     func testSQLiteErrorsMapToTheHierarchy() {
         XCTAssertEqual(SQLiteResult.error(5, db: nil, "sqlite3_step(x)").type, .connection)
-        XCTAssertEqual(SQLiteResult.error(5, db: nil, "sqlite3_step(x)").message, "sqlite3_step(x): database is locked (5)")
+        XCTAssertEqual(
+            SQLiteResult.error(5, db: nil, "sqlite3_step(x)").message, "sqlite3_step(x): database is locked (5)")
         XCTAssertEqual(SQLiteResult.error(6, db: nil, "x").type, .connection)
-        XCTAssertEqual(SQLiteResult.error(2067, db: nil, "x").type, .duplicate) // SQLITE_CONSTRAINT_UNIQUE
+        XCTAssertEqual(SQLiteResult.error(2067, db: nil, "x").type, .duplicate)  // SQLITE_CONSTRAINT_UNIQUE
         XCTAssertEqual(SQLiteResult.error(10, db: nil, "x").type, .storage)
         XCTAssertEqual(SQLiteResult.error(1, db: nil, "sqlite3_prepare_v3(bad)").type, .operation)
     }
@@ -121,13 +143,16 @@ final class BackendTests: SQLiteTestCase {
         db.close()
         assertThrows(.storage) { try self.connection.getMemoryItem(id: "bad", context: self.context) }
         // The search index leaves the broken embedding out instead of failing.
-        XCTAssertEqual(try connection.semanticSearch(SearchQuery(userID: "u1", embedding: [Float](repeating: 1, count: 8)), context: context).count, 0)
+        XCTAssertEqual(
+            try connection.semanticSearch(
+                SearchQuery(userID: "u1", embedding: [Float](repeating: 1, count: 8)), context: context
+            ).count, 0)
     }
 
     func testConcurrentWritersThroughEightConnectionsLoseNothing() throws {
         let perThread = 150
         let connections = try (0..<8).map { _ in try backend.makeConnection() }
-        defer { connections.forEach { $0.close() } }
+        defer { for c in connections { c.close() } }
         let failures = FailureCount()
         let ctx = context
         let box = ConnectionsBox(connections: connections)
@@ -136,9 +161,11 @@ final class BackendTests: SQLiteTestCase {
             var rng = SeededRandom(seed: UInt64(t))
             for i in 0..<perThread {
                 let id = "t\(t)-\(i)"
-                let it = MemoryItem(id: id, userID: "u\(t % 3)", sessionID: "s", timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
-                                    itemType: "conversation", textContent: id, embedding: rng.vector(8),
-                                    metadata: ["content_hash": .string(SHA256.hexDigest(id))])
+                let it = MemoryItem(
+                    id: id, userID: "u\(t % 3)", sessionID: "s",
+                    timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
+                    itemType: "conversation", textContent: id, embedding: rng.vector(8),
+                    metadata: ["content_hash": .string(SHA256.hexDigest(id))])
                 do {
                     if i % 10 == 0 {
                         let r = try conn.addMemoryItems([it], upsert: false, context: ctx)
@@ -147,7 +174,8 @@ final class BackendTests: SQLiteTestCase {
                         try conn.addMemoryItem(it, upsert: false, context: ctx)
                     }
                     if i % 25 == 0 {
-                        _ = try conn.semanticSearch(SearchQuery(userID: "u\(t % 3)", embedding: rng.vector(8)), context: ctx)
+                        _ = try conn.semanticSearch(
+                            SearchQuery(userID: "u\(t % 3)", embedding: rng.vector(8)), context: ctx)
                     }
                 } catch {
                     failures.add()
@@ -159,12 +187,14 @@ final class BackendTests: SQLiteTestCase {
         for u in 0..<3 {
             var cursor: PageCursor?
             repeat {
-                let page = try connection.conversationHistory(HistoryQuery(userID: "u\(u)", limit: 1000, cursor: cursor), context: context)
+                let page = try connection.conversationHistory(
+                    HistoryQuery(userID: "u\(u)", limit: 1000, cursor: cursor), context: context)
                 total += page.items.count
                 cursor = page.nextPageToken.isEmpty ? nil : PageCursor(token: page.nextPageToken)
             } while cursor != nil
             // The index saw every write too.
-            let hits = try connection.semanticSearch(SearchQuery(userID: "u\(u)", embedding: [Float](repeating: 1, count: 8), topK: 1000), context: context)
+            let hits = try connection.semanticSearch(
+                SearchQuery(userID: "u\(u)", embedding: [Float](repeating: 1, count: 8), topK: 1000), context: context)
             XCTAssertEqual(hits.count, [3, 3, 2][u] * perThread)
         }
         XCTAssertEqual(total, 8 * perThread)
@@ -175,8 +205,16 @@ final class BackendTests: SQLiteTestCase {
 final class FailureCount: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
-    func add() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+    func add() {
+        lock.lock()
+        count += 1
+        lock.unlock()
+    }
+    var value: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return count
+    }
 }
 
 /// Runs `body(i)` for i in 0..<n, each on its own thread, and waits for all.

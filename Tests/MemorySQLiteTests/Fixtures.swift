@@ -1,10 +1,13 @@
+import Logging
+import MemoryDomain
+import MemoryUtilities
+import XCTest
+
+@testable import MemorySQLite
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
-import MemoryCore
-import XCTest
-@testable import MemorySQLite
 
 /// A temporary data directory per test, and helpers to fill a backend.
 class SQLiteTestCase: XCTestCase {
@@ -35,24 +38,29 @@ class SQLiteTestCase: XCTestCase {
     }
 
     func makeBackend(batchSize: Int = 400) throws -> SQLiteBackend {
-        try SQLiteBackend(dataDirectory: directory, namespace: "test", limits: limits, batchSize: batchSize,
-                          logger: Logger(label: "test.sqlite"))
+        try SQLiteBackend(
+            dataDirectory: directory, namespace: "test", limits: limits, batchSize: batchSize,
+            logger: Logger(label: "test.sqlite"))
     }
 
     /// An item as MemoryService would pass it: timestamp set, content hash set, type defaulted.
-    func item(_ id: String, user: String = "u1", session: String = "s1", type: String = "conversation",
-              persona: String = "", text: String? = nil, embedding: [Float] = [], metadata: [String: JSONValue] = [:],
-              at seconds: Int64? = nil, expiresIn: Double? = nil) -> MemoryItem {
+    func item(
+        _ id: String, user: String = "u1", session: String = "s1", type: String = "conversation",
+        persona: String = "", text: String? = nil, embedding: [Float] = [], metadata: [String: JSONValue] = [:],
+        at seconds: Int64? = nil, expiresIn: Double? = nil
+    ) -> MemoryItem {
         let text = text ?? "text of \(id)"
         var metadata = metadata
         metadata["content_hash"] = .string(SHA256.hexDigest(text))
         let ts = seconds.map { Timestamp(seconds: $0) } ?? now
-        return MemoryItem(id: id, userID: user, sessionID: session, timestamp: ts, itemType: type,
-                          personaActive: persona, textContent: text, embedding: embedding, metadata: metadata,
-                          expiration: expiresIn.map { now.adding(seconds: $0) })
+        return MemoryItem(
+            id: id, userID: user, sessionID: session, timestamp: ts, itemType: type,
+            personaActive: persona, textContent: text, embedding: embedding, metadata: metadata,
+            expiration: expiresIn.map { now.adding(seconds: $0) })
     }
 
-    func assertThrows<T>(_ type: ErrorType, _ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) {
+    func assertThrows<T>(_ type: ErrorType, _ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line)
+    {
         do {
             _ = try body()
             XCTFail("expected \(type.exceptionName)", file: file, line: line)

@@ -1,5 +1,7 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import XCTest
+
 @testable import MemorySQLite
 
 final class HistoryTests: SQLiteTestCase {
@@ -32,11 +34,19 @@ final class HistoryTests: SQLiteTestCase {
     }
 
     func testTopLevelAndMetadataFilters() throws {
-        try connection.addMemoryItem(item("a", persona: "p1", metadata: ["kind": .string("x"), "n": .number(1), "flag": .bool(true)]), upsert: false, context: context)
-        try connection.addMemoryItem(item("b", persona: "p2", metadata: ["kind": .string("y"), "n": .number(1.5), "flag": .bool(false)]), upsert: false, context: context)
-        try connection.addMemoryItem(item("c", persona: "p1", metadata: ["kind": .string("1"), "n": .null, "deep": .object(["k": .string("v")])]), upsert: false, context: context)
+        try connection.addMemoryItem(
+            item("a", persona: "p1", metadata: ["kind": .string("x"), "n": .number(1), "flag": .bool(true)]),
+            upsert: false, context: context)
+        try connection.addMemoryItem(
+            item("b", persona: "p2", metadata: ["kind": .string("y"), "n": .number(1.5), "flag": .bool(false)]),
+            upsert: false, context: context)
+        try connection.addMemoryItem(
+            item(
+                "c", persona: "p1", metadata: ["kind": .string("1"), "n": .null, "deep": .object(["k": .string("v")])]),
+            upsert: false, context: context)
         func ids(_ filters: [String: JSONValue]) throws -> [String] {
-            try connection.conversationHistory(HistoryQuery(userID: "u1", filters: filters), context: context).items.map(\.id).sorted()
+            try connection.conversationHistory(HistoryQuery(userID: "u1", filters: filters), context: context).items
+                .map(\.id).sorted()
         }
         XCTAssertEqual(try ids(["persona_active": .string("p1")]), ["a", "c"])
         XCTAssertEqual(try ids(["persona_active": .string("p1"), "metadata.kind": .string("x")]), ["a"])
@@ -60,13 +70,15 @@ final class HistoryTests: SQLiteTestCase {
     func testPagingThrough45ItemsGivesEachOnceInOrder() throws {
         // Pairs of items share a timestamp so the id tie-break is exercised across page boundaries.
         let items = (0..<45).map { i in item(String(format: "p%02d", i), at: 1_700_000_000 + Int64(i / 2)) }
-        XCTAssertEqual(try connection.addMemoryItems(items.shuffled(), upsert: false, context: context).compactMap { $0 }.count, 0)
+        XCTAssertEqual(
+            try connection.addMemoryItems(items.shuffled(), upsert: false, context: context).compactMap { $0 }.count, 0)
         let expected = items.sorted { ($0.timestamp!, $0.id) > ($1.timestamp!, $1.id) }.map(\.id)
         var seen: [String] = []
         var token: PageCursor?
         var pages = 0
         repeat {
-            let page = try connection.conversationHistory(HistoryQuery(userID: "u1", limit: 20, cursor: token), context: context)
+            let page = try connection.conversationHistory(
+                HistoryQuery(userID: "u1", limit: 20, cursor: token), context: context)
             pages += 1
             XCTAssertLessThanOrEqual(page.items.count, 20)
             seen += page.items.map(\.id)
@@ -78,7 +90,9 @@ final class HistoryTests: SQLiteTestCase {
     }
 
     func testExactlyFullPageHasNoToken() throws {
-        for i in 0..<20 { try connection.addMemoryItem(item("x\(i)", at: 1_700_000_000 + Int64(i)), upsert: false, context: context) }
+        for i in 0..<20 {
+            try connection.addMemoryItem(item("x\(i)", at: 1_700_000_000 + Int64(i)), upsert: false, context: context)
+        }
         let page = try connection.conversationHistory(HistoryQuery(userID: "u1", limit: 20), context: context)
         XCTAssertEqual(page.items.count, 20)
         XCTAssertEqual(page.nextPageToken, "")

@@ -1,12 +1,18 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 import XCTest
+
 @testable import MemorySQLite
 
 final class MemoryItemTests: SQLiteTestCase {
     func testAddGetRoundTripsEveryField() throws {
-        let original = item("m1", persona: "helper", embedding: [1, 2, 3, 4, 5, 6, 7, 8.5],
-                            metadata: ["n": .number(3), "f": .number(2.5), "b": .bool(true), "nested": .object(["a": .array([.null, .string("x")])])],
-                            expiresIn: 3600)
+        let original = item(
+            "m1", persona: "helper", embedding: [1, 2, 3, 4, 5, 6, 7, 8.5],
+            metadata: [
+                "n": .number(3), "f": .number(2.5), "b": .bool(true),
+                "nested": .object(["a": .array([.null, .string("x")])]),
+            ],
+            expiresIn: 3600)
         try connection.addMemoryItem(original, upsert: false, context: context)
         let got = try connection.getMemoryItem(id: "m1", context: context)
         XCTAssertEqual(got, original)
@@ -97,7 +103,8 @@ final class MemoryItemTests: SQLiteTestCase {
 
     func testBatchUpsertReplaces() throws {
         try connection.addMemoryItem(item("b1"), upsert: false, context: context)
-        let results = try connection.addMemoryItems([item("b1", text: "new"), item("b2")], upsert: true, context: context)
+        let results = try connection.addMemoryItems(
+            [item("b1", text: "new"), item("b2")], upsert: true, context: context)
         XCTAssertEqual(results.compactMap { $0 }.count, 0)
         XCTAssertEqual(try connection.getMemoryItem(id: "b1", context: context).textContent, "new")
     }
@@ -108,11 +115,13 @@ final class MemoryItemTests: SQLiteTestCase {
         let hash = SHA256.hexDigest("hello")
         XCTAssertEqual(try connection.findByContentHash(userID: "u1", contentHash: hash, context: context), "m1")
         XCTAssertNil(try connection.findByContentHash(userID: "u2", contentHash: hash, context: context))
-        XCTAssertNil(try connection.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("gone"), context: context))
+        XCTAssertNil(
+            try connection.findByContentHash(userID: "u1", contentHash: SHA256.hexDigest("gone"), context: context))
     }
 
     private func makeBackendWithBatch(_ n: Int) throws -> SQLiteBackend {
-        try SQLiteBackend(dataDirectory: directory, namespace: "batch", limits: limits, batchSize: n,
-                          logger: .init(label: "test"))
+        try SQLiteBackend(
+            dataDirectory: directory, namespace: "batch", limits: limits, batchSize: n,
+            logger: .init(label: "test"))
     }
 }

@@ -1,5 +1,6 @@
-import MemoryCore
+import MemoryDomain
 import XCTest
+
 @testable import MemorySQLite
 
 final class SearchTests: SQLiteTestCase {
@@ -10,9 +11,11 @@ final class SearchTests: SQLiteTestCase {
     func fill() throws {
         var items: [MemoryItem] = []
         for i in 0..<300 {
-            items.append(item(String(format: "v%03d", i), user: i % 10 == 9 ? "u2" : "u1", session: i % 2 == 0 ? "s1" : "s2",
-                              persona: ["p1", "p2", "p3"][i % 3], embedding: i % 17 == 0 ? [] : rng.vector(8),
-                              expiresIn: i % 13 == 0 ? -1 : (i % 11 == 0 ? 600 : nil)))
+            items.append(
+                item(
+                    String(format: "v%03d", i), user: i % 10 == 9 ? "u2" : "u1", session: i % 2 == 0 ? "s1" : "s2",
+                    persona: ["p1", "p2", "p3"][i % 3], embedding: i % 17 == 0 ? [] : rng.vector(8),
+                    expiresIn: i % 13 == 0 ? -1 : (i % 11 == 0 ? 600 : nil)))
         }
         XCTAssertEqual(try connection.addMemoryItems(items, upsert: false, context: context).compactMap { $0 }.count, 0)
         stored = items
@@ -22,7 +25,8 @@ final class SearchTests: SQLiteTestCase {
     func bruteForce(_ q: SearchQuery) -> [(String, Double)] {
         let candidates = stored.filter {
             $0.userID == q.userID && !$0.embedding.isEmpty && !$0.isExpired(at: now)
-                && (q.persona.isEmpty || $0.personaActive == q.persona) && (q.sessionID.isEmpty || $0.sessionID == q.sessionID)
+                && (q.persona.isEmpty || $0.personaActive == q.persona)
+                && (q.sessionID.isEmpty || $0.sessionID == q.sessionID)
         }
         var scored = candidates.map { ($0.id, Scoring.score($0.embedding, q.embedding, measure: q.measure)) }
         scored.sort { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
@@ -32,7 +36,9 @@ final class SearchTests: SQLiteTestCase {
     func check(_ q: SearchQuery, file: StaticString = #filePath, line: UInt = #line) throws {
         let got = try connection.semanticSearch(q, context: context)
         let want = bruteForce(q)
-        XCTAssertEqual(got.map(\.item.id), want.map(\.0), "\(q.measure) persona=\(q.persona) session=\(q.sessionID)", file: file, line: line)
+        XCTAssertEqual(
+            got.map(\.item.id), want.map(\.0), "\(q.measure) persona=\(q.persona) session=\(q.sessionID)", file: file,
+            line: line)
         for (g, w) in zip(got, want) { XCTAssertEqual(g.score, w.1, accuracy: 1e-9, file: file, line: line) }
         for g in got {
             XCTAssertEqual(g.item.userID, q.userID, file: file, line: line)
@@ -45,8 +51,10 @@ final class SearchTests: SQLiteTestCase {
         for measure in DistanceMeasure.allCases {
             for (persona, session) in [("", ""), ("p2", ""), ("", "s1"), ("p3", "s2"), ("nobody", "")] {
                 for topK in [1, 5, 40, 1000] {
-                    try check(SearchQuery(userID: "u1", embedding: rng.vector(8), persona: persona, sessionID: session,
-                                          topK: topK, measure: measure))
+                    try check(
+                        SearchQuery(
+                            userID: "u1", embedding: rng.vector(8), persona: persona, sessionID: session,
+                            topK: topK, measure: measure))
                 }
             }
             try check(SearchQuery(userID: "u2", embedding: rng.vector(8), topK: 10, measure: measure))
@@ -59,7 +67,8 @@ final class SearchTests: SQLiteTestCase {
         let all = try connection.semanticSearch(SearchQuery(userID: "u1", embedding: q, topK: 1000), context: context)
         XCTAssertGreaterThan(all.count, 100)
         let cut = all[20].score
-        let some = try connection.semanticSearch(SearchQuery(userID: "u1", embedding: q, topK: 1000, minScore: cut), context: context)
+        let some = try connection.semanticSearch(
+            SearchQuery(userID: "u1", embedding: q, topK: 1000, minScore: cut), context: context)
         XCTAssertEqual(some.map(\.item.id), Array(all.prefix(21)).map(\.item.id))
         try check(SearchQuery(userID: "u1", embedding: q, topK: 10, minScore: 0.5, measure: .cosine))
         try check(SearchQuery(userID: "u1", embedding: q, topK: 50, minScore: -2.0, measure: .euclidean))
@@ -75,7 +84,9 @@ final class SearchTests: SQLiteTestCase {
         moved.embedding = target
         try connection.addMemoryItem(moved, upsert: true, context: context)
         stored[1] = moved
-        XCTAssertEqual(try connection.semanticSearch(SearchQuery(userID: "u1", embedding: target, topK: 1), context: context).first?.item.id, moved.id)
+        XCTAssertEqual(
+            try connection.semanticSearch(SearchQuery(userID: "u1", embedding: target, topK: 1), context: context)
+                .first?.item.id, moved.id)
         try check(SearchQuery(userID: "u1", embedding: target, topK: 20))
 
         // Upsert it without embedding: it leaves the index.
@@ -105,7 +116,8 @@ final class SearchTests: SQLiteTestCase {
         XCTAssertEqual(deleted, UInt64(expectedDeleted))
         stored.removeAll { $0.expiration != nil }
         try check(SearchQuery(userID: "u1", embedding: target, topK: 300, measure: .euclidean))
-        XCTAssertEqual(backend.index.vectors(for: "u1")?.count, stored.filter { $0.userID == "u1" && !$0.embedding.isEmpty }.count)
+        XCTAssertEqual(
+            backend.index.vectors(for: "u1")?.count, stored.filter { $0.userID == "u1" && !$0.embedding.isEmpty }.count)
     }
 
     func testFreshBackendLoadsIndexFromDisk() throws {
@@ -120,7 +132,8 @@ final class SearchTests: SQLiteTestCase {
     }
 
     func testZeroVectorsScoreZeroForCosine() throws {
-        try connection.addMemoryItem(item("z", embedding: [Float](repeating: 0, count: 8)), upsert: false, context: context)
+        try connection.addMemoryItem(
+            item("z", embedding: [Float](repeating: 0, count: 8)), upsert: false, context: context)
         let r = try connection.semanticSearch(SearchQuery(userID: "u1", embedding: rng.vector(8)), context: context)
         XCTAssertEqual(r.map(\.score), [0])
     }
@@ -130,15 +143,18 @@ final class SearchTests: SQLiteTestCase {
 final class EmbeddingIndexTests: XCTestCase {
     func testLargeScanMatchesBruteForce() {
         var rng = SeededRandom(seed: 7)
-        let dimension = 300 // not a multiple of 16: exercises the padding
-        let rows = 4_003    // not a multiple of 4
+        let dimension = 300  // not a multiple of 16: exercises the padding
+        let rows = 4_003  // not a multiple of 4
         // A low threshold splits even this scan over the cores.
         let index = UserVectors(dimension: dimension, floatsPerThread: 1 << 16)
         var vectors: [[Float]] = []
         for i in 0..<rows {
             let v = rng.vector(dimension)
             vectors.append(v)
-            index.put(IndexedVector(id: "r\(i)", userID: "u", persona: i % 3 == 0 ? "a" : "b", session: "", expiration: i % 7 == 0 ? 5 : nil, embedding: v))
+            index.put(
+                IndexedVector(
+                    id: "r\(i)", userID: "u", persona: i % 3 == 0 ? "a" : "b", session: "",
+                    expiration: i % 7 == 0 ? 5 : nil, embedding: v))
         }
         XCTAssertEqual(index.count, rows)
         for measure in DistanceMeasure.allCases {

@@ -1,6 +1,6 @@
 import Foundation
 import MemoryClient
-import MemoryCore
+import MemoryPosix
 
 #if canImport(Glibc)
 import Glibc
@@ -71,7 +71,10 @@ public final class DaemonProcess {
     }
 
     deinit {
-        if let p = process, p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+        if let p = process, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
         if notifyFD >= 0 { Glibc.close(notifyFD) }
     }
 
@@ -101,7 +104,8 @@ public final class DaemonProcess {
                 if msg.split(separator: "\n").contains("READY=1") { return }
             }
             if !p.isRunning {
-                throw DaemonError("memoryd exited with status \(p.terminationStatus) before READY=1:\n\(log(tail: 4000))")
+                throw DaemonError(
+                    "memoryd exited with status \(p.terminationStatus) before READY=1:\n\(log(tail: 4000))")
             }
         }
         throw DaemonError("memoryd did not become ready within \(timeout) s:\n\(log(tail: 4000))")

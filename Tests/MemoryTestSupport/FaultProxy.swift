@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,13 +31,29 @@ public final class FaultProxy: @unchecked Sendable {
     private var stopped = false
 
     public var mode: Mode {
-        get { lock.lock(); defer { lock.unlock() }; return _mode }
-        set { lock.lock(); _mode = newValue; lock.unlock() }
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return _mode
+        }
+        set {
+            lock.lock()
+            _mode = newValue
+            lock.unlock()
+        }
     }
 
     /// Requests answered by a fault (not forwarded), and requests seen in all.
-    public var faulted: Int { lock.lock(); defer { lock.unlock() }; return _faulted }
-    public var requests: Int { lock.lock(); defer { lock.unlock() }; return _requests }
+    public var faulted: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return _faulted
+    }
+    public var requests: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return _requests
+    }
 
     public var hostPort: String { "127.0.0.1:\(port)" }
 
@@ -48,9 +65,14 @@ public final class FaultProxy: @unchecked Sendable {
         var addr = Self.loopback(port: 0)
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafeMutablePointer(to: &addr) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 128) == 0 && getsockname(fd, $0, &len) == 0 }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, len) == 0 && listen(fd, 128) == 0 && getsockname(fd, $0, &len) == 0
+            }
         }
-        guard rc else { close(fd); throw DaemonError("fault proxy: bind/listen failed: \(String(cString: strerror(errno)))") }
+        guard rc else {
+            close(fd)
+            throw DaemonError("fault proxy: bind/listen failed: \(String(cString: strerror(errno)))")
+        }
         port = Int(UInt16(bigEndian: addr.sin_port))
         listenFD = fd
         let t = Thread { [self] in acceptLoop() }
@@ -65,7 +87,10 @@ public final class FaultProxy: @unchecked Sendable {
         stopped = true
         listenFD = -1
         lock.unlock()
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+        if fd >= 0 {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
     }
 
     private static func loopback(port: Int) -> sockaddr_in {
@@ -93,8 +118,15 @@ public final class FaultProxy: @unchecked Sendable {
     private func connectUpstream() -> Int32 {
         let u = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var a = Self.loopback(port: upstreamPort)
-        let ok = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(u, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
-        if !ok { close(u); return -1 }
+        let ok = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(u, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        if !ok {
+            close(u)
+            return -1
+        }
         return u
     }
 
@@ -136,13 +168,21 @@ public final class FaultProxy: @unchecked Sendable {
             if upstream >= 0 { close(upstream) }
         }
         while !lock.withLock({ stopped }) {
-            var fds = [pollfd(fd: client, events: Int16(POLLIN), revents: 0), pollfd(fd: upstream, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: client, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: upstream, events: Int16(POLLIN), revents: 0),
+            ]
             let rc = poll(&fds, upstream >= 0 ? 2 : 1, 200)
             if rc < 0 && errno == EINTR { continue }
             if rc <= 0 { continue }
             if upstream >= 0, fds[1].revents != 0 {
                 let n = recv(upstream, &buf, buf.count, 0)
-                if n <= 0 { close(upstream); upstream = -1 } else if !sendAll(client, Array(buf[0..<n])) { return }
+                if n <= 0 {
+                    close(upstream)
+                    upstream = -1
+                } else if !sendAll(client, Array(buf[0..<n])) {
+                    return
+                }
             }
             guard fds[0].revents != 0 else { continue }
             let n = recv(client, &buf, buf.count, 0)
@@ -173,8 +213,10 @@ public final class FaultProxy: @unchecked Sendable {
                     continue
                 case .http(let status):
                     let name = status == 429 ? "RESOURCE_EXHAUSTED" : status == 503 ? "UNAVAILABLE" : "INTERNAL"
-                    let body = "{\"error\":{\"code\":\(status),\"status\":\"\(name)\",\"message\":\"injected by FaultProxy\"}}"
-                    let reply = "HTTP/1.1 \(status) Injected\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    let body =
+                        "{\"error\":{\"code\":\(status),\"status\":\"\(name)\",\"message\":\"injected by FaultProxy\"}}"
+                    let reply =
+                        "HTTP/1.1 \(status) Injected\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
                     guard sendAll(client, Array(reply.utf8)) else { return }
                 }
             }

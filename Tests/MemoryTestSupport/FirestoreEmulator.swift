@@ -1,9 +1,10 @@
 import Foundation
+import MemoryUtilities
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import XCTest
-import MemoryCore
 
 /// The real Firestore emulator (`gcloud emulators firestore start`), started once per test process on a
 /// free port, in its own process group so that stopping it also stops the java process gcloud spawns.
@@ -44,9 +45,11 @@ public final class FirestoreEmulator: @unchecked Sendable {
         // The shell starts gcloud (which makes itself a process group leader; java runs in that group),
         // writes its pid for stop(), and is a watchdog: when this test process is gone, even killed, it kills
         // the group.
-        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).pid").path
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("firestore-emulator-\(port).pid")
+            .path
         try? FileManager.default.removeItem(atPath: pidFile)
-        let script = "\"$2\" emulators firestore start --host-port=\"$3\" --quiet & child=$!; echo $child > \"$4\"; "
+        let script =
+            "\"$2\" emulators firestore start --host-port=\"$3\" --quiet & child=$!; echo $child > \"$4\"; "
             + "while kill -0 \"$1\" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; "
             + "kill -KILL -- -$child 2>/dev/null || kill -KILL $child 2>/dev/null"
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -81,7 +84,9 @@ public final class FirestoreEmulator: @unchecked Sendable {
 
     private func stopLocked() {
         guard let process else { return }
-        if let text = TextFile.read(pidFile), let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), child > 0 {
+        if let text = TextFile.read(pidFile), let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+            child > 0
+        {
             kill(-child, SIGKILL)  // gcloud's process group: gcloud, the launcher script and java
             kill(child, SIGKILL)
         }
@@ -119,11 +124,15 @@ public func httpStatus(port: Int, path: String) -> Int? {
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
     addr.sin_port = in_port_t(UInt16(port).bigEndian)
     let rc = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     }
     guard rc == 0 else { return nil }
     let req = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-    guard req.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == req.count else { return nil }
+    guard req.withUnsafeBytes({ send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == req.count else {
+        return nil
+    }
     var buf = [UInt8](repeating: 0, count: 64)
     let n = recv(fd, &buf, buf.count, 0)
     guard n >= 12 else { return nil }
@@ -170,4 +179,3 @@ public func establishedConnections(toPort port: Int) -> Int {
     }
     return count
 }
-

@@ -1,6 +1,6 @@
 import Foundation
-import MemoryCore
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
 
 /// Every memoryctl command end to end: a real daemon, the built binary, output and exit status.
@@ -19,9 +19,11 @@ final class CommandTests: MemoryctlTestCase {
 
     func testGlobalOptionsBeforeOrAfterTheCommand() throws {
         let s = daemon.socketPath
-        for args in [["--socket", s, "--json", "ping"], ["ping", "--json", "--socket", s], ["--socket=\(s)", "ping", "--json"],
-                     ["--json", "--timeout", "5", "--socket", s, "agent-data", "list", "--agent", "a"],
-                     ["agent-data", "list", "--agent", "a", "--timeout=5", "--json", "--socket", s]] {
+        for args in [
+            ["--socket", s, "--json", "ping"], ["ping", "--json", "--socket", s], ["--socket=\(s)", "ping", "--json"],
+            ["--json", "--timeout", "5", "--socket", s, "agent-data", "list", "--agent", "a"],
+            ["agent-data", "list", "--agent", "a", "--timeout=5", "--json", "--socket", s],
+        ] {
             let r = try memoryctl(args)  // no $MEMORYD_SOCKET: --socket must have been used
             XCTAssertEqual(r.status, 0, "\(args)\n\(r)")
             XCTAssertNotNil(r.json, "\(args): one JSON document\n\(r)")
@@ -29,16 +31,22 @@ final class CommandTests: MemoryctlTestCase {
     }
 
     func testAddGetDeleteWithEveryFlag() throws {
-        let add = try expect(0, ["add", "--user", "alice", "--session", "s1", "--type", "note", "--persona", "tutor",
-                                 "--text", "likes green tea", "--embedding", "0.1,0.2,0.3,0.4", "--metadata", "n=3",
-                                 "--metadata", "source=chat", "--metadata", "tags=[\"a\",\"b\"]", "--id", "mem_tea",
-                                 "--expires-in", "3600"])
+        let add = try expect(
+            0,
+            [
+                "add", "--user", "alice", "--session", "s1", "--type", "note", "--persona", "tutor",
+                "--text", "likes green tea", "--embedding", "0.1,0.2,0.3,0.4", "--metadata", "n=3",
+                "--metadata", "source=chat", "--metadata", "tags=[\"a\",\"b\"]", "--id", "mem_tea",
+                "--expires-in", "3600",
+            ])
         XCTAssertEqual(add.stdout, "mem_tea\n")
 
         let get = try expect(0, ["get", "mem_tea"])
         let text = get.stdout
-        for expected in ["id         mem_tea", "user       alice", "session    s1", "type       note", "persona    tutor",
-                         "embedding  4 values [0.1, 0.2, 0.3, 0.4]", "n=3", "source=chat", "text       likes green tea"] {
+        for expected in [
+            "id         mem_tea", "user       alice", "session    s1", "type       note", "persona    tutor",
+            "embedding  4 values [0.1, 0.2, 0.3, 0.4]", "n=3", "source=chat", "text       likes green tea",
+        ] {
             XCTAssertTrue(text.contains(expected), "\(expected) in\n\(text)")
         }
         XCTAssertTrue(text.contains("expires    20"), text)
@@ -88,17 +96,22 @@ final class CommandTests: MemoryctlTestCase {
     func testHistoryTableJSONFiltersAndPages() throws {
         let long = String(repeating: "word ", count: 60) + "END"
         for (i, session) in ["s1", "s2", "s1"].enumerated() {
-            try expect(0, ["add", "--user", "hist", "--session", session, "--id", "h\(i)", "--text", i == 2 ? long : "text \(i)"])
+            try expect(
+                0,
+                ["add", "--user", "hist", "--session", session, "--id", "h\(i)", "--text", i == 2 ? long : "text \(i)"])
         }
         let table = try expect(0, ["history", "--user", "hist"]).stdout.lines.filter { !$0.isEmpty }
         XCTAssertEqual(table.count, 4, table.joined(separator: "\n"))
         XCTAssertTrue(table[0].hasPrefix("TIME "), table[0])
         for column in ["ID", "SESSION", "PERSONA", "TEXT"] { XCTAssertTrue(table[0].contains(column), table[0]) }
-        XCTAssertTrue(table[1].contains("h2") && table[2].contains("h1") && table[3].contains("h0"), "newest first:\n\(table)")
+        XCTAssertTrue(
+            table[1].contains("h2") && table[2].contains("h1") && table[3].contains("h0"), "newest first:\n\(table)")
         XCTAssertTrue(table[1].hasSuffix("…") && !table[1].contains("END"), "long text shortened: \(table[1])")
         // Columns line up: every row's ID starts where the header's does.
         let idColumn = table[0].range(of: "ID")!.lowerBound.utf16Offset(in: table[0])
-        for row in table.dropFirst() { XCTAssertEqual(row.range(of: " h")!.upperBound.utf16Offset(in: row) - 1, idColumn, row) }
+        for row in table.dropFirst() {
+            XCTAssertEqual(row.range(of: " h")!.upperBound.utf16Offset(in: row) - 1, idColumn, row)
+        }
 
         XCTAssertTrue(try expect(0, ["history", "--user", "hist", "--full"]).stdout.contains("END"))
         let s1 = try expect(0, ["history", "--user", "hist", "--session", "s1", "--json"])
@@ -108,8 +121,10 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertEqual(s1.json?["next_page_token"], .string(""))
 
         let page1 = try expect(0, ["history", "--user", "hist", "--limit", "2"]).stdout
-        let token = try XCTUnwrap(page1.lines.first { $0.hasPrefix("more: --page-token ") }).dropFirst("more: --page-token ".count)
-        let page2 = try expect(0, ["history", "--user", "hist", "--limit", "2", "--page-token", String(token), "--json"])
+        let token = try XCTUnwrap(page1.lines.first { $0.hasPrefix("more: --page-token ") }).dropFirst(
+            "more: --page-token ".count)
+        let page2 = try expect(
+            0, ["history", "--user", "hist", "--limit", "2", "--page-token", String(token), "--json"])
         XCTAssertEqual(page2.json?["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }, ["h0"])
 
         let filtered = try expect(0, ["history", "--user", "hist", "--filter", "session_id=s2", "--json"])
@@ -120,8 +135,11 @@ final class CommandTests: MemoryctlTestCase {
 
     func testSearchBestFirstWithMeasuresAndMinScore() throws {
         try expect(0, ["add", "--user", "s", "--id", "near", "--text", "near", "--embedding", "1,0,0,0"])
-        try expect(0, ["add", "--user", "s", "--id", "far", "--text", "far", "--embedding", "0,1,0,0", "--persona", "p"])
-        let table = try expect(0, ["search", "--user", "s", "--embedding", "0.9,0.1,0,0"]).stdout.lines.filter { !$0.isEmpty }
+        try expect(
+            0, ["add", "--user", "s", "--id", "far", "--text", "far", "--embedding", "0,1,0,0", "--persona", "p"])
+        let table = try expect(0, ["search", "--user", "s", "--embedding", "0.9,0.1,0,0"]).stdout.lines.filter {
+            !$0.isEmpty
+        }
         XCTAssertTrue(table[0].hasPrefix("SCORE"), table[0])
         XCTAssertTrue(table[1].contains("near") && table[2].contains("far"), table.joined(separator: "\n"))
 
@@ -132,12 +150,16 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertEqual(Set(results[0]["item"]!.objectValue!.keys), memoryItemFields)
         XCTAssertGreaterThan(results[0]["score"]?.numberValue ?? 0, 0.9)
 
-        let euclid = try expect(0, ["search", "--user", "s", "--embedding", "0,1,0,0", "--measure", "euclidean", "--json"]).json
+        let euclid = try expect(
+            0, ["search", "--user", "s", "--embedding", "0,1,0,0", "--measure", "euclidean", "--json"]
+        ).json
         XCTAssertEqual(euclid?["results"]?.arrayValue?.first?["item"]?["id"], .string("far"))
         XCTAssertEqual(euclid?["results"]?.arrayValue?.first?["score"], .number(0))
-        let strict = try expect(0, ["search", "--user", "s", "--embedding", "1,0,0,0", "--min-score", "0.5", "--json"]).json
+        let strict = try expect(0, ["search", "--user", "s", "--embedding", "1,0,0,0", "--min-score", "0.5", "--json"])
+            .json
         XCTAssertEqual(strict?["results"]?.arrayValue?.count, 1)
-        let persona = try expect(0, ["search", "--user", "s", "--embedding", "1,0,0,0", "--persona", "p", "--json"]).json
+        let persona = try expect(0, ["search", "--user", "s", "--embedding", "1,0,0,0", "--persona", "p", "--json"])
+            .json
         XCTAssertEqual(persona?["results"]?.arrayValue?.compactMap { $0["item"]?["id"]?.stringValue }, ["far"])
         XCTAssertEqual(try expect(0, ["search", "--user", "nobody", "--embedding", "1,0,0,0"]).stdout, "no results\n")
 
@@ -147,20 +169,30 @@ final class CommandTests: MemoryctlTestCase {
     }
 
     func testAgentDataAddGetList() throws {
-        let id = try expect(0, ["agent-data", "add", "--agent", "planner", "--type", "plan", "--content", "{\"steps\": [\"search\", \"answer\"]}",
-                                "--metadata", "v=2"]).stdout.trimmed
+        let id = try expect(
+            0,
+            [
+                "agent-data", "add", "--agent", "planner", "--type", "plan", "--content",
+                "{\"steps\": [\"search\", \"answer\"]}",
+                "--metadata", "v=2",
+            ]
+        ).stdout.trimmed
         XCTAssertTrue(id.hasPrefix("agent_"), id)
-        try expect(0, ["agent-data", "add", "--agent", "planner", "--type", "note", "--content", "\"plain\"", "--id", "ad2"])
+        try expect(
+            0, ["agent-data", "add", "--agent", "planner", "--type", "note", "--content", "\"plain\"", "--id", "ad2"])
 
         let get = try expect(0, ["agent-data", "get", id]).stdout
-        for expected in ["agent     planner", "type      plan", "\"steps\"", "v=2"] { XCTAssertTrue(get.contains(expected), "\(expected) in\n\(get)") }
+        for expected in ["agent     planner", "type      plan", "\"steps\"", "v=2"] {
+            XCTAssertTrue(get.contains(expected), "\(expected) in\n\(get)")
+        }
         let j = try XCTUnwrap(try expect(0, ["agent-data", "get", id, "--json"]).json?.objectValue)
         XCTAssertEqual(Set(j.keys), agentDataFields)
         XCTAssertEqual(j["content"], .object(["steps": .array([.string("search"), .string("answer")])]))
 
         let list = try expect(0, ["agent-data", "list", "--agent", "planner"]).stdout.lines.filter { !$0.isEmpty }
         XCTAssertEqual(list.count, 3, list.joined(separator: "\n"))
-        XCTAssertTrue(list[0].hasPrefix("TIME") && list[1].contains("ad2") && list[2].contains(id), list.joined(separator: "\n"))
+        XCTAssertTrue(
+            list[0].hasPrefix("TIME") && list[1].contains("ad2") && list[2].contains(id), list.joined(separator: "\n"))
         let plans = try expect(0, ["agent-data", "list", "--agent", "planner", "--type", "plan", "--json"]).json
         XCTAssertEqual(plans?["items"]?.arrayValue?.compactMap { $0["id"]?.stringValue }, [id])
 
@@ -185,12 +217,15 @@ final class CommandTests: MemoryctlTestCase {
         let details = lines.dropFirst()
         XCTAssertGreaterThan(details.count, 8)
         // Every value starts in the same column.
-        let columns = Set(details.map { line -> Int in
-            let afterKey = line.dropFirst(2).firstIndex(of: " ")!
-            return line[afterKey...].firstIndex { $0 != " " }!.utf16Offset(in: line)
-        })
+        let columns = Set(
+            details.map { line -> Int in
+                let afterKey = line.dropFirst(2).firstIndex(of: " ")!
+                return line[afterKey...].firstIndex { $0 != " " }!.utf16Offset(in: line)
+            })
         XCTAssertEqual(columns.count, 1, r.stdout)
-        for key in ["backend", "version", "uptime_s", "circuit_state", "connection_pool_size", "queue_depth", "error_count"] {
+        for key in [
+            "backend", "version", "uptime_s", "circuit_state", "connection_pool_size", "queue_depth", "error_count",
+        ] {
             XCTAssertTrue(details.contains { $0.hasPrefix("  \(key) ") }, "\(key) in\n\(r.stdout)")
         }
 
@@ -219,7 +254,8 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertTrue(errs[0].hasPrefix("line 3: ValidationError: not valid JSON"), errs[0])
         XCTAssertTrue(errs[1].hasPrefix("line 4: ValidationError: unknown field \"text\""), errs[1])
         XCTAssertTrue(errs[2].hasPrefix("line 5: ValidationError: ") && errs[2].contains("embedding"), errs[2])
-        XCTAssertEqual(try expect(0, ["get", "i4", "--json"]).json?["timestamp"], .string("2026-01-02T03:04:05.000000Z"))
+        XCTAssertEqual(
+            try expect(0, ["get", "i4", "--json"]).json?["timestamp"], .string("2026-01-02T03:04:05.000000Z"))
         XCTAssertEqual(try expect(0, ["get", "i1", "--json"]).json?["metadata"]?["k"], .string("v"))
 
         // --json: one document with the failures; stdin as "-".
@@ -228,9 +264,12 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertEqual(j.json?["failures"]?.arrayValue?.compactMap { $0["line"]?.numberValue }, [3, 4, 5])
 
         // An export (history --json) imports again as it is, in several chunks.
-        let many = (0..<1203).map { "{\"id\": \"bulk\($0)\", \"user_id\": \"bulk\", \"text_content\": \"item \($0)\"}" }.joined(separator: "\n")
-        XCTAssertEqual(try expect(0, ["import", "-", "--chunk-size", "500"], stdin: many).stdout, "imported 1203, failed 0\n")
-        let exported = try XCTUnwrap(try expect(0, ["history", "--user", "bulk", "--limit", "3", "--json"]).json?["items"]?.arrayValue)
+        let many = (0..<1203).map { "{\"id\": \"bulk\($0)\", \"user_id\": \"bulk\", \"text_content\": \"item \($0)\"}" }
+            .joined(separator: "\n")
+        XCTAssertEqual(
+            try expect(0, ["import", "-", "--chunk-size", "500"], stdin: many).stdout, "imported 1203, failed 0\n")
+        let exported = try XCTUnwrap(
+            try expect(0, ["history", "--user", "bulk", "--limit", "3", "--json"]).json?["items"]?.arrayValue)
         let lines = exported.map { $0.serialized() }.joined(separator: "\n")
         XCTAssertEqual(try expect(0, ["import", "-", "--upsert"], stdin: lines).stdout, "imported 3, failed 0\n")
         try expect(64, ["import", daemon.directory + "/missing.jsonl"])
@@ -238,7 +277,9 @@ final class CommandTests: MemoryctlTestCase {
 
     /// Progress goes to stderr only when it is a terminal (here a pty from script(1)).
     func testImportShowsProgressOnATerminal() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else { throw XCTSkip("script(1) is missing") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
+            throw XCTSkip("script(1) is missing")
+        }
         let file = daemon.directory + "/p.jsonl"
         try (0..<30).map { "{\"user_id\": \"p\", \"text_content\": \"n\($0)\"}" }.joined(separator: "\n")
             .write(toFile: file, atomically: true, encoding: .utf8)

@@ -1,6 +1,7 @@
 import Foundation
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
 
 /// Exit codes of SPEC §3, error output, and help texts.
@@ -29,8 +30,10 @@ final class ErrorTests: MemoryctlTestCase {
 
     func testUnreachableDaemonExits8ForEveryCommand() throws {
         let socket = daemon.directory + "/nobody-listens.sock"
-        for args in [["ping"], ["health"], ["get", "x"], ["add", "--user", "u"], ["cleanup-expired"],
-                     ["history", "--user", "u"], ["agent-data", "list", "--agent", "a"]] {
+        for args in [
+            ["ping"], ["health"], ["get", "x"], ["add", "--user", "u"], ["cleanup-expired"],
+            ["history", "--user", "u"], ["agent-data", "list", "--agent", "a"],
+        ] {
             let r = try memoryctl(args + ["--socket", socket])
             XCTAssertEqual(r.status, 8, "\(args)\n\(r)")
             XCTAssertTrue(r.stderr.hasPrefix("error: UNAVAILABLE: cannot connect to memoryd at \(socket)"), r.stderr)
@@ -49,10 +52,12 @@ final class ErrorTests: MemoryctlTestCase {
     }
 
     func testUsageErrorsExit64() throws {
-        for args in [["add"], ["add", "--user"], ["get"], ["bogus"], ["ping", "--nope"], ["ping", "--timeout", "0"],
-                     ["ping", "--timeout", "x"], ["history", "--user", "u", "--limit", "-1"],
-                     ["add", "--user", "u", "--metadata", "novalue"], ["add", "--user", "u", "--expires-in", "-5"],
-                     ["search", "--user", "u", "--embedding", "1", "--top-k", "many"], ["import"]] {
+        for args in [
+            ["add"], ["add", "--user"], ["get"], ["bogus"], ["ping", "--nope"], ["ping", "--timeout", "0"],
+            ["ping", "--timeout", "x"], ["history", "--user", "u", "--limit", "-1"],
+            ["add", "--user", "u", "--metadata", "novalue"], ["add", "--user", "u", "--expires-in", "-5"],
+            ["search", "--user", "u", "--embedding", "1", "--top-k", "many"], ["import"],
+        ] {
             let r = try ctl(args: args)
             XCTAssertEqual(r.status, 64, "\(args)\n\(r)")
             XCTAssertEqual(r.stdout, "", "\(args)")
@@ -72,11 +77,14 @@ final class HelpTests: XCTestCase {
         for command in Self.commands {
             let r = try memoryctl(command + ["--help"])
             XCTAssertEqual(r.status, 0, "\(command)\n\(r)")
-            XCTAssertTrue(r.stdout.contains("Example:\n  memoryctl \(command.joined(separator: " "))"),
-                          "\(command) --help has an example of itself:\n\(r.stdout)")
+            XCTAssertTrue(
+                r.stdout.contains("Example:\n  memoryctl \(command.joined(separator: " "))"),
+                "\(command) --help has an example of itself:\n\(r.stdout)")
             if command != ["agent-data"] {
-                XCTAssertTrue(r.stdout.contains("--socket <path>") && r.stdout.contains("--json") && r.stdout.contains("--timeout <seconds>"),
-                              "\(command) lists the global options")
+                XCTAssertTrue(
+                    r.stdout.contains("--socket <path>") && r.stdout.contains("--json")
+                        && r.stdout.contains("--timeout <seconds>"),
+                    "\(command) lists the global options")
             }
         }
         let root = try memoryctl(["--help"])
@@ -88,7 +96,9 @@ final class HelpTests: XCTestCase {
 
     func testPingHelpWhole() throws {
         let r = try memoryctl(["ping", "--help"], environment: ["COLUMNS": "100"])
-        XCTAssertEqual(r.stdout, """
+        XCTAssertEqual(
+            r.stdout,
+            """
             OVERVIEW: Check that memoryd answers; print its version and the round-trip time.
 
             Connects, sends one Ping and prints the server's version, uptime and the round trip.
@@ -132,7 +142,8 @@ final class FakeDaemonTests: XCTestCase {
         let cases: [(String, Int32, String)] = [
             ("err-13-1", 1, "StorageError"), ("err-14-2", 6, "ConnectionError"), ("err-3-3", 3, "ValidationError"),
             ("err-10-4", 7, "OperationError"), ("err-5-5", 4, "NotFoundError"), ("err-6-6", 5, "DuplicateError"),
-            ("err-4-0", 8, "DEADLINE_EXCEEDED"), ("err-8-0", 8, "RESOURCE_EXHAUSTED"), ("err-7-0", 8, "PERMISSION_DENIED"),
+            ("err-4-0", 8, "DEADLINE_EXCEEDED"), ("err-8-0", 8, "RESOURCE_EXHAUSTED"),
+            ("err-7-0", 8, "PERMISSION_DENIED"),
             ("err-14-0", 8, "UNAVAILABLE"), ("err-12-0", 8, "UNIMPLEMENTED"),
         ]
         for (id, status, name) in cases {
@@ -152,7 +163,9 @@ final class FakeDaemonTests: XCTestCase {
         let degraded = try FakeDaemon(health: "degraded")
         let r = try memoryctl(["health"], socket: degraded.socketPath)
         XCTAssertEqual(r.status, 1, "\(r)")
-        XCTAssertEqual(r.stdout, """
+        XCTAssertEqual(
+            r.stdout,
+            """
             memoryd is DEGRADED: circuit breaker half-open after 5 failures (firestore backend, memoryd 0.1.0, up 42s)
               backend        firestore
               version        0.1.0

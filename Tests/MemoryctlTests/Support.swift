@@ -1,6 +1,6 @@
 import Foundation
-import MemoryCore
 import MemoryTestSupport
+import MemoryUtilities
 import XCTest
 
 #if canImport(Glibc)
@@ -21,8 +21,10 @@ struct CommandResult: CustomStringConvertible {
 
 /// Runs `executable` with `arguments` in a clean environment (PATH and `environment` only), output to
 /// files so that large outputs cannot block the child.
-func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                stdin: String? = nil, timeout: Double = 60) throws -> CommandResult {
+func runProcess(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:],
+    stdin: String? = nil, timeout: Double = 60
+) throws -> CommandResult {
     let dir = TestPaths.makeTempDirectory("ctl")
     defer { try? FileManager.default.removeItem(atPath: dir) }
     let outPath = dir + "/stdout", errPath = dir + "/stderr", inPath = dir + "/stdin"
@@ -47,9 +49,10 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
         throw DaemonError("\(executable) \(arguments) did not finish within \(timeout) s")
     }
     p.waitUntilExit()
-    return CommandResult(status: p.terminationStatus,
-                         stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    return CommandResult(
+        status: p.terminationStatus,
+        stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 /// The path of `tool` on $PATH.
@@ -62,8 +65,10 @@ func findExecutable(_ tool: String) -> String? {
 }
 
 /// The built memoryctl.
-func memoryctl(_ arguments: [String], socket: String? = nil, stdin: String? = nil,
-               environment: [String: String] = [:]) throws -> CommandResult {
+func memoryctl(
+    _ arguments: [String], socket: String? = nil, stdin: String? = nil,
+    environment: [String: String] = [:]
+) throws -> CommandResult {
     var env = environment
     if let socket { env["MEMORYD_SOCKET"] = socket }
     return try runProcess(TestPaths.binary("memoryctl"), arguments, environment: env, stdin: stdin)
@@ -97,8 +102,10 @@ class MemoryctlTestCase: XCTestCase {
 
     /// Runs memoryctl and asserts the exit status; returns the result.
     @discardableResult
-    func expect(_ status: Int32, _ arguments: [String], stdin: String? = nil,
-                file: StaticString = #filePath, line: UInt = #line) throws -> CommandResult {
+    func expect(
+        _ status: Int32, _ arguments: [String], stdin: String? = nil,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> CommandResult {
         let r = try memoryctl(arguments, socket: daemon.socketPath, stdin: stdin)
         XCTAssertEqual(r.status, status, "memoryctl \(arguments.joined(separator: " "))\n\(r)", file: file, line: line)
         return r
@@ -106,8 +113,10 @@ class MemoryctlTestCase: XCTestCase {
 }
 
 /// The fields of SPEC §4, exactly.
-let memoryItemFields: Set<String> = ["id", "user_id", "session_id", "timestamp", "item_type", "persona_active",
-                                     "text_content", "embedding", "metadata", "expiration"]
+let memoryItemFields: Set<String> = [
+    "id", "user_id", "session_id", "timestamp", "item_type", "persona_active",
+    "text_content", "embedding", "metadata", "expiration",
+]
 let agentDataFields: Set<String> = ["id", "agent_id", "timestamp", "data_type", "content", "metadata", "expiration"]
 
 extension String {

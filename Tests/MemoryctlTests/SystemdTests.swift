@@ -1,5 +1,5 @@
 import Foundation
-import MemoryCore
+import MemoryDomain
 import MemoryTestSupport
 import XCTest
 
@@ -13,7 +13,9 @@ final class SystemdTests: XCTestCase {
 
     func require(_ tool: String) throws -> String {
         guard let path = findExecutable(tool) else {
-            if ProcessInfo.processInfo.environment["CI"] != nil { throw DaemonError("\(tool) is missing (scripts/install-deps installs it)") }
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                throw DaemonError("\(tool) is missing (scripts/install-deps installs it)")
+            }
             throw XCTSkip("\(tool) is not installed")
         }
         return path
@@ -35,21 +37,26 @@ final class SystemdTests: XCTestCase {
 
         // The hardening, as systemd rates it (0 = locked down, 10 = fully exposed).
         let security = try runProcess(analyze, ["security", "--offline=true", "--no-pager", "\(dir)/memoryd.service"])
-        let overall = try XCTUnwrap(security.stdout.lines.first { $0.contains("Overall exposure level") }, "\(security)")
+        let overall = try XCTUnwrap(
+            security.stdout.lines.first { $0.contains("Overall exposure level") }, "\(security)")
         let afterName = try XCTUnwrap(overall.range(of: "memoryd.service: "), overall).upperBound
         let score = try XCTUnwrap(overall[afterName...].split(separator: " ").first.flatMap { Double($0) }, overall)
         XCTAssertLessThanOrEqual(score, 2.0, overall)
 
         let service = try String(contentsOfFile: "\(systemdDir)/memoryd.service", encoding: .utf8)
-        for line in ["Type=notify", "ExecStart=/usr/local/bin/memoryd --config /etc/memoryd/memoryd.toml",
-                     "ExecReload=/bin/kill -HUP $MAINPID", "User=memoryd", "Group=memoryd", "RuntimeDirectory=memoryd",
-                     "StateDirectory=memoryd", "WatchdogSec=30", "Restart=on-failure", "ProtectSystem=strict",
-                     "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "MemoryDenyWriteExecute=yes",
-                     "SystemCallFilter=@system-service", "CapabilityBoundingSet="] {
+        for line in [
+            "Type=notify", "ExecStart=/usr/local/bin/memoryd --config /etc/memoryd/memoryd.toml",
+            "ExecReload=/bin/kill -HUP $MAINPID", "User=memoryd", "Group=memoryd", "RuntimeDirectory=memoryd",
+            "StateDirectory=memoryd", "WatchdogSec=30", "Restart=on-failure", "ProtectSystem=strict",
+            "NoNewPrivileges=yes", "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "MemoryDenyWriteExecute=yes",
+            "SystemCallFilter=@system-service", "CapabilityBoundingSet=",
+        ] {
             XCTAssertTrue(service.lines.contains(line), "memoryd.service has \(line)")
         }
         let socket = try String(contentsOfFile: "\(systemdDir)/memoryd.socket", encoding: .utf8)
-        for line in ["ListenStream=/run/memoryd/memoryd.sock", "SocketMode=0660", "SocketUser=memoryd", "SocketGroup=memoryd"] {
+        for line in [
+            "ListenStream=/run/memoryd/memoryd.sock", "SocketMode=0660", "SocketUser=memoryd", "SocketGroup=memoryd",
+        ] {
             XCTAssertTrue(socket.lines.contains(line), "memoryd.socket has \(line)")
         }
     }
@@ -64,7 +71,9 @@ final class SystemdTests: XCTestCase {
         var seen: Set<String> = []
         for line in sample.lines {
             if line.hasPrefix("[") { section = String(line.dropFirst().dropLast()) + "." }
-            if line.hasPrefix("# "), let eq = line.range(of: " = "), !line.dropFirst(2).contains(" ") || line.dropFirst(2).firstIndex(of: " ") == eq.lowerBound {
+            if line.hasPrefix("# "), let eq = line.range(of: " = "),
+                !line.dropFirst(2).contains(" ") || line.dropFirst(2).firstIndex(of: " ") == eq.lowerBound
+            {
                 let key = String(line[line.index(line.startIndex, offsetBy: 2)..<eq.lowerBound])
                 seen.insert(section + key)
                 uncommented.append(String(line.dropFirst(2)))
@@ -83,11 +92,15 @@ final class SystemdTests: XCTestCase {
         try "".write(toFile: dir + "/memoryd.toml", atomically: true, encoding: .utf8)
         let log = dir + "/log"
         // --socket names a path memoryd must NOT bind: the activated socket wins.
-        let p = try SpawnedProcess(activate, ["-l", dir + "/activated.sock", "-E", "MEMORYD_EMBEDDING_DIMENSION=4",
-                                              TestPaths.binary("memoryd"), "--config", dir + "/memoryd.toml",
-                                              "--data-dir", dir + "/data", "--socket", dir + "/own.sock"],
-                                   environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
-                                   output: log)
+        let p = try SpawnedProcess(
+            activate,
+            [
+                "-l", dir + "/activated.sock", "-E", "MEMORYD_EMBEDDING_DIMENSION=4",
+                TestPaths.binary("memoryd"), "--config", dir + "/memoryd.toml",
+                "--data-dir", dir + "/data", "--socket", dir + "/own.sock",
+            ],
+            environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"],
+            output: log)
         // systemd-socket-activate binds before it waits; wait for the socket to appear.
         let deadline = Date().addingTimeInterval(10)
         while !FileManager.default.fileExists(atPath: dir + "/activated.sock") && Date() < deadline { usleep(10_000) }
@@ -95,9 +108,11 @@ final class SystemdTests: XCTestCase {
         // The first connection starts memoryd; the call waits in the backlog until it serves.
         let ping = try memoryctl(["ping", "--socket", dir + "/activated.sock"])
         XCTAssertEqual(ping.status, 0, "\(ping)\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        XCTAssertEqual(try memoryctl(["add", "--user", "u", "--id", "sa1", "--socket", dir + "/activated.sock"]).status, 0)
+        XCTAssertEqual(
+            try memoryctl(["add", "--user", "u", "--id", "sa1", "--socket", dir + "/activated.sock"]).status, 0)
         let text = try String(contentsOfFile: log, encoding: .utf8)
-        XCTAssertTrue(text.contains("using the socket systemd activated") && text.contains("socket=\(dir)/activated.sock"), text)
+        XCTAssertTrue(
+            text.contains("using the socket systemd activated") && text.contains("socket=\(dir)/activated.sock"), text)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/own.sock"), "memoryd did not bind its own socket")
 
         kill(p.pid, SIGTERM)  // systemd-socket-activate exec'd memoryd: same pid
@@ -141,21 +156,28 @@ final class SystemdTests: XCTestCase {
             """
         try wrapper.write(toFile: dir + "/mdwe.py", atomically: true, encoding: .utf8)
         let log = dir + "/log"
-        let p = try SpawnedProcess(python, [dir + "/mdwe.py", TestPaths.binary("memoryd"), "--config", dir + "/memoryd.toml",
-                                            "--data-dir", dir + "/data", "--socket", dir + "/m.sock"],
-                                   environment: ["MEMORYD_EMBEDDING_DIMENSION": "4"], output: log)
+        let p = try SpawnedProcess(
+            python,
+            [
+                dir + "/mdwe.py", TestPaths.binary("memoryd"), "--config", dir + "/memoryd.toml",
+                "--data-dir", dir + "/data", "--socket", dir + "/m.sock",
+            ],
+            environment: ["MEMORYD_EMBEDDING_DIMENSION": "4"], output: log)
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: dir + "/m.sock") && Date() < deadline {
             if let status = p.wait(timeout: 0) {
                 if status == 77 { throw XCTSkip("the kernel has no PR_SET_MDWE") }
-                XCTFail("memoryd exited \(status) under MDWE: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+                XCTFail(
+                    "memoryd exited \(status) under MDWE: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
                 return
             }
             usleep(20_000)
         }
-        let add = try memoryctl(["add", "--user", "u", "--text", "w^x", "--embedding", "1,0,0,0"], socket: dir + "/m.sock")
+        let add = try memoryctl(
+            ["add", "--user", "u", "--text", "w^x", "--embedding", "1,0,0,0"], socket: dir + "/m.sock")
         XCTAssertEqual(add.status, 0, "\(add)")
-        XCTAssertEqual(try memoryctl(["search", "--user", "u", "--embedding", "1,0,0,0"], socket: dir + "/m.sock").status, 0)
+        XCTAssertEqual(
+            try memoryctl(["search", "--user", "u", "--embedding", "1,0,0,0"], socket: dir + "/m.sock").status, 0)
         kill(p.pid, SIGTERM)
         XCTAssertEqual(p.wait(timeout: 30), 0, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
     }
@@ -198,7 +220,9 @@ final class SystemdTests: XCTestCase {
         usleep(100_000)
         let log = daemon.log()
         let refusal = try XCTUnwrap(log.lines.first { $0.contains("connection refused") }, log)
-        XCTAssertTrue(refusal.contains("peer.uid=65534") && refusal.contains("peer.pid=") && refusal.contains("peer.gid=65534"), refusal)
+        XCTAssertTrue(
+            refusal.contains("peer.uid=65534") && refusal.contains("peer.pid=") && refusal.contains("peer.gid=65534"),
+            refusal)
         daemon.stop()
         daemon.removeDirectory()
 
@@ -221,7 +245,10 @@ final class SystemdTests: XCTestCase {
         guard getuid() == 0 else { throw XCTSkip("needs root to run a client as uid 65534") }
         _ = try require("setpriv")
         let (daemon, ctl) = try startOpenDaemon([:])
-        defer { daemon.stop(); daemon.removeDirectory() }
+        defer {
+            daemon.stop()
+            daemon.removeDirectory()
+        }
         daemon.writeConfig("allowed_uids = [0]\n")
         daemon.signal(SIGHUP)
         try waitForLog(daemon, "configuration reloaded")
@@ -246,7 +273,10 @@ final class SystemdTests: XCTestCase {
     func testSocketPermissionsKeepOthersOut() throws {
         guard getuid() == 0 else { throw XCTSkip("needs root to run a client as uid 65534") }
         let (daemon, ctl) = try startOpenDaemon(["MEMORYD_SOCKET_MODE": "0660"])
-        defer { daemon.stop(); daemon.removeDirectory() }
+        defer {
+            daemon.stop()
+            daemon.removeDirectory()
+        }
         let r = try asNobody(ctl, ["ping"], socket: daemon.socketPath)
         XCTAssertEqual(r.status, 8, "\(r)")
         XCTAssertTrue(r.stderr.hasPrefix("error: PERMISSION_DENIED: cannot connect to memoryd"), r.stderr)
@@ -261,19 +291,23 @@ final class SystemdTests: XCTestCase {
         let from = TestPaths.binDirectory
         let install = try runProcess("/bin/bash", [script, "--root", root, "--from", from])
         XCTAssertEqual(install.status, 0, "\(install)")
-        let files = ["usr/local/bin/memoryd", "usr/local/bin/memoryctl", "etc/systemd/system/memoryd.service",
-                     "etc/systemd/system/memoryd.socket", "etc/sysusers.d/memoryd.conf", "etc/tmpfiles.d/memoryd.conf",
-                     "etc/memoryd/memoryd.toml", "usr/local/share/doc/memoryd/operating.md",
-                     "usr/local/share/bash-completion/completions/memoryctl", "usr/local/share/zsh/site-functions/_memoryctl"]
+        let files = [
+            "usr/local/bin/memoryd", "usr/local/bin/memoryctl", "etc/systemd/system/memoryd.service",
+            "etc/systemd/system/memoryd.socket", "etc/sysusers.d/memoryd.conf", "etc/tmpfiles.d/memoryd.conf",
+            "etc/memoryd/memoryd.toml", "usr/local/share/doc/memoryd/operating.md",
+            "usr/local/share/bash-completion/completions/memoryctl", "usr/local/share/zsh/site-functions/_memoryctl",
+        ]
         for f in files { XCTAssertTrue(FileManager.default.fileExists(atPath: "\(root)/\(f)"), f) }
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: "\(root)/usr/local/bin/memoryctl"))
         XCTAssertEqual(try runProcess("\(root)/usr/local/bin/memoryctl", ["--version"]).stdout, "0.1.0\n")
 
         // The operator's config survives a reinstall (upgrade); the new sample lands beside it.
-        try "log_level = \"debug\"\n".write(toFile: "\(root)/etc/memoryd/memoryd.toml", atomically: true, encoding: .utf8)
+        try "log_level = \"debug\"\n".write(
+            toFile: "\(root)/etc/memoryd/memoryd.toml", atomically: true, encoding: .utf8)
         let again = try runProcess("/bin/bash", [script, "--root", root, "--from", from])
         XCTAssertEqual(again.status, 0, "\(again)")
-        XCTAssertEqual(try String(contentsOfFile: "\(root)/etc/memoryd/memoryd.toml", encoding: .utf8), "log_level = \"debug\"\n")
+        XCTAssertEqual(
+            try String(contentsOfFile: "\(root)/etc/memoryd/memoryd.toml", encoding: .utf8), "log_level = \"debug\"\n")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(root)/etc/memoryd/memoryd.toml.sample"))
 
         let uninstall = try runProcess("/bin/bash", [script, "--uninstall", "--root", root])

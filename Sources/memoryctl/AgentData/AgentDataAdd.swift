@@ -1,5 +1,6 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 struct AgentDataAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,10 +20,13 @@ struct AgentDataAdd: ParsableCommand {
     @Option(help: ArgumentHelp("The data, as JSON.", valueName: "json")) var content: String
     @Option(help: ArgumentHelp("Metadata entry (repeatable).", valueName: "key=value")) var metadata: [String] = []
     @Option(help: "The id (default: generated).") var id: String = ""
-    @Option(help: ArgumentHelp("Expire the data this many seconds from now.", valueName: "seconds")) var expiresIn: Double?
+    @Option(help: ArgumentHelp("Expire the data this many seconds from now.", valueName: "seconds")) var expiresIn:
+        Double?
 
     func validate() throws {
-        if let e = expiresIn, !(e > 0 && e.isFinite) { throw ValidationError("--expires-in must be a positive number of seconds, not \(e)") }
+        if let e = expiresIn, !(e > 0 && e.isFinite) {
+            throw ValidationError("--expires-in must be a positive number of seconds, not \(e)")
+        }
         do { _ = try JSONValue.parse(content) } catch {
             throw ValidationError("--content is not valid JSON: \(error) (quote a string: '\"text\"')")
         }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import MemoryCore
 
 struct AgentDataGet: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,8 +28,12 @@ struct AgentDataGet: ParsableCommand {
             b.add("type", data.dataType)
             b.add("time", Format.localTime(data.timestamp, zone: true))
             b.add("expires", data.expiration.map { Format.localTime($0, zone: true) } ?? "never")
-            b.add("metadata", data.metadata.isEmpty ? "-"
-                : data.metadata.keys.sorted().map { "\($0)=\(Format.value(data.metadata[$0]!))" }.joined(separator: "\n"))
+            b.add(
+                "metadata",
+                data.metadata.isEmpty
+                    ? "-"
+                    : data.metadata.keys.sorted().map { "\($0)=\(Format.value(data.metadata[$0]!))" }.joined(
+                        separator: "\n"))
             b.add("content", data.content.map { $0.pretty() } ?? "-")
             console.out(b.render())
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 struct AgentDataList: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,11 +21,16 @@ struct AgentDataList: ParsableCommand {
         try globals.run { console in
             let client = try globals.connect()
             defer { client.close() }
-            let page = try client.listAgentData(ListAgentDataRequest(agentID: agent, dataType: type, limit: limit,
-                                                                     pageToken: pageToken))
+            let page = try client.listAgentData(
+                ListAgentDataRequest(
+                    agentID: agent, dataType: type, limit: limit,
+                    pageToken: pageToken))
             if console.json {
-                console.document(.object(["items": .array(page.items.map(JSONForms.agentData)),
-                                          "next_page_token": .string(page.nextPageToken)]))
+                console.document(
+                    .object([
+                        "items": .array(page.items.map(JSONForms.agentData)),
+                        "next_page_token": .string(page.nextPageToken),
+                    ]))
                 return
             }
             if page.items.isEmpty {

@@ -1,5 +1,6 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 struct AddItem: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,20 +29,27 @@ struct AddItem: ParsableCommand {
     var embeddingFile: String?
     @Option(help: ArgumentHelp("Metadata entry (repeatable).", valueName: "key=value")) var metadata: [String] = []
     @Option(help: "The id (default: generated).") var id: String = ""
-    @Option(help: ArgumentHelp("Expire the item this many seconds from now.", valueName: "seconds")) var expiresIn: Double?
+    @Option(help: ArgumentHelp("Expire the item this many seconds from now.", valueName: "seconds")) var expiresIn:
+        Double?
     @Flag(help: "Replace the item when the id exists.") var upsert = false
-    @Flag(help: "Refuse the item when an item of the user has the same text (DuplicateError).") var rejectDuplicate = false
+    @Flag(help: "Refuse the item when an item of the user has the same text (DuplicateError).") var rejectDuplicate =
+        false
 
     func validate() throws {
-        if embedding != nil && embeddingFile != nil { throw ValidationError("give --embedding or --embedding-file, not both") }
-        if let e = expiresIn, !(e > 0 && e.isFinite) { throw ValidationError("--expires-in must be a positive number of seconds, not \(e)") }
+        if embedding != nil && embeddingFile != nil {
+            throw ValidationError("give --embedding or --embedding-file, not both")
+        }
+        if let e = expiresIn, !(e > 0 && e.isFinite) {
+            throw ValidationError("--expires-in must be a positive number of seconds, not \(e)")
+        }
         if upsert && rejectDuplicate { throw ValidationError("--upsert and --reject-duplicate exclude each other") }
     }
 
     func run() throws {
         try globals.run { console in
-            var item = MemoryItem(id: id, userID: user, sessionID: session, itemType: type, personaActive: persona,
-                                  textContent: text)
+            var item = MemoryItem(
+                id: id, userID: user, sessionID: session, itemType: type, personaActive: persona,
+                textContent: text)
             item.embedding = try InputParsing.embedding(csv: embedding, file: embeddingFile) ?? []
             item.metadata = try InputParsing.pairs(metadata, option: "--metadata")
             if let expiresIn { item.expiration = Timestamp.now().adding(seconds: expiresIn) }

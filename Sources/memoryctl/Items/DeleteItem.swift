@@ -1,5 +1,4 @@
 import ArgumentParser
-import MemoryCore
 
 struct DeleteItem: ParsableCommand {
     static let configuration = CommandConfiguration(

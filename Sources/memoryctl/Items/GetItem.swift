@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 struct GetItem: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,7 +44,9 @@ struct GetItem: ParsableCommand {
         if item.metadata.isEmpty {
             b.add("metadata", "-")
         } else {
-            b.add("metadata", item.metadata.keys.sorted().map { "\($0)=\(Format.value(item.metadata[$0]!))" }.joined(separator: "\n"))
+            b.add(
+                "metadata",
+                item.metadata.keys.sorted().map { "\($0)=\(Format.value(item.metadata[$0]!))" }.joined(separator: "\n"))
         }
         b.add("text", item.textContent.isEmpty ? "-" : item.textContent)
         return b.render()

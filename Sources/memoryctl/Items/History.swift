@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 struct History: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,11 +29,16 @@ struct History: ParsableCommand {
             let filters = try InputParsing.pairs(filter, option: "--filter")
             let client = try globals.connect()
             defer { client.close() }
-            let page = try client.conversationHistory(HistoryRequest(userID: user, sessionID: session, limit: limit,
-                                                                     itemType: type, filters: filters, pageToken: pageToken))
+            let page = try client.conversationHistory(
+                HistoryRequest(
+                    userID: user, sessionID: session, limit: limit,
+                    itemType: type, filters: filters, pageToken: pageToken))
             if console.json {
-                console.document(.object(["items": .array(page.items.map(JSONForms.item)),
-                                          "next_page_token": .string(page.nextPageToken)]))
+                console.document(
+                    .object([
+                        "items": .array(page.items.map(JSONForms.item)),
+                        "next_page_token": .string(page.nextPageToken),
+                    ]))
                 return
             }
             if page.items.isEmpty {
@@ -42,8 +47,9 @@ struct History: ParsableCommand {
             }
             var table = Table("TIME", "ID", "SESSION", "PERSONA", "TEXT")
             for item in page.items {
-                table.add(Format.localTime(item.timestamp), item.id, item.sessionID.isEmpty ? "-" : item.sessionID,
-                          item.personaActive.isEmpty ? "-" : item.personaActive, item.textContent)
+                table.add(
+                    Format.localTime(item.timestamp), item.id, item.sessionID.isEmpty ? "-" : item.sessionID,
+                    item.personaActive.isEmpty ? "-" : item.personaActive, item.textContent)
             }
             console.out(table.render(full: full))
             if !page.nextPageToken.isEmpty { console.out("more: --page-token \(page.nextPageToken)") }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MemoryClient
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +31,9 @@ struct ImportItems: ParsableCommand {
     @Option(help: "Items per AddMemoryItems call.") var chunkSize: Int = 500
 
     func validate() throws {
-        guard (1...10_000).contains(chunkSize) else { throw ValidationError("--chunk-size must be 1 to 10000, not \(chunkSize)") }
+        guard (1...10_000).contains(chunkSize) else {
+            throw ValidationError("--chunk-size must be 1 to 10000, not \(chunkSize)")
+        }
     }
 
     /// A chunk is also cut at about this many encoded bytes, well below the default max_frame_bytes.
@@ -73,13 +76,15 @@ struct ImportItems: ParsableCommand {
                 let results: [ItemResult]
                 do {
                     results = try client.addMemoryItems(chunk, upsert: upsert)
-                } catch where error.type != .unspecified {
+                } catch  where error.type != .unspecified {
                     // The request as a whole was refused: every item of it failed for that reason.
                     for line in chunkLines { fail(line, error) }
                     return
                 } catch {
                     if progress { Console.write(2, "\r\u{1B}[K") }
-                    console.err("import stopped at line \(chunkLines.first ?? 0): imported \(imported), failed \(failures.count) so far")
+                    console.err(
+                        "import stopped at line \(chunkLines.first ?? 0): imported \(imported), failed \(failures.count) so far"
+                    )
                     throw error
                 }
                 for (i, r) in results.enumerated() where i < chunkLines.count {
@@ -109,7 +114,9 @@ struct ImportItems: ParsableCommand {
                     continue
                 }
                 let size = line.utf8.count
-                if !chunk.isEmpty && (chunk.count >= chunkSize || chunkSizeBytes + size > Self.chunkBytes) { try send() }
+                if !chunk.isEmpty && (chunk.count >= chunkSize || chunkSizeBytes + size > Self.chunkBytes) {
+                    try send()
+                }
                 chunk.append(item)
                 chunkLines.append(number)
                 chunkSizeBytes += size
@@ -118,13 +125,18 @@ struct ImportItems: ParsableCommand {
             if progress { Console.write(2, "\r\u{1B}[K") }
 
             if console.json {
-                console.document(.object([
-                    "imported": .number(Double(imported)), "failed": .number(Double(failures.count)),
-                    "failures": .array(failures.map {
-                        .object(["line": .number(Double($0.line)), "error": .string($0.error.name),
-                                 "code": .number(Double($0.error.code.rawValue)), "message": .string($0.error.message)])
-                    }),
-                ]))
+                console.document(
+                    .object([
+                        "imported": .number(Double(imported)), "failed": .number(Double(failures.count)),
+                        "failures": .array(
+                            failures.map {
+                                .object([
+                                    "line": .number(Double($0.line)), "error": .string($0.error.name),
+                                    "code": .number(Double($0.error.code.rawValue)),
+                                    "message": .string($0.error.message),
+                                ])
+                            }),
+                    ]))
             } else {
                 console.out("imported \(imported), failed \(failures.count)")
             }

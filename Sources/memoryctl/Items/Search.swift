@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +26,8 @@ struct Search: ParsableCommand {
 
     @OptionGroup(title: "Global Options") var globals: GlobalOptions
     @Option(help: "The user (user_id).") var user: String
-    @Option(help: ArgumentHelp("The query embedding as comma-separated numbers.", valueName: "csv")) var embedding: String?
+    @Option(help: ArgumentHelp("The query embedding as comma-separated numbers.", valueName: "csv")) var embedding:
+        String?
     @Option(help: ArgumentHelp("A file holding the query embedding.", valueName: "file")) var embeddingFile: String?
     @Option(help: "At most this many results (default 5, max 1000).") var topK: UInt32 = 0
     @Option(help: "Only items said with this persona (persona_active).") var persona: String = ""
@@ -36,8 +37,12 @@ struct Search: ParsableCommand {
     @Flag(help: "Do not shorten the text.") var full = false
 
     func validate() throws {
-        if embedding == nil && embeddingFile == nil { throw ValidationError("give the query as --embedding CSV or --embedding-file FILE") }
-        if embedding != nil && embeddingFile != nil { throw ValidationError("give --embedding or --embedding-file, not both") }
+        if embedding == nil && embeddingFile == nil {
+            throw ValidationError("give the query as --embedding CSV or --embedding-file FILE")
+        }
+        if embedding != nil && embeddingFile != nil {
+            throw ValidationError("give --embedding or --embedding-file, not both")
+        }
     }
 
     func run() throws {
@@ -45,13 +50,19 @@ struct Search: ParsableCommand {
             let query = try InputParsing.embedding(csv: embedding, file: embeddingFile) ?? []
             let client = try globals.connect()
             defer { client.close() }
-            let results = try client.semanticSearch(SearchRequest(userID: user, queryEmbedding: query, persona: persona,
-                                                                  sessionID: session, topK: topK, minScore: minScore,
-                                                                  measure: measure.distance))
+            let results = try client.semanticSearch(
+                SearchRequest(
+                    userID: user, queryEmbedding: query, persona: persona,
+                    sessionID: session, topK: topK, minScore: minScore,
+                    measure: measure.distance))
             if console.json {
-                console.document(.object(["results": .array(results.map {
-                    .object(["score": .number($0.score), "item": JSONForms.item($0.item)])
-                })]))
+                console.document(
+                    .object([
+                        "results": .array(
+                            results.map {
+                                .object(["score": .number($0.score), "item": JSONForms.item($0.item)])
+                            })
+                    ]))
                 return
             }
             if results.isEmpty {
@@ -60,8 +71,9 @@ struct Search: ParsableCommand {
             }
             var table = Table("SCORE", "ID", "TIME", "SESSION", "TEXT")
             for r in results {
-                table.add(Self.score(r.score), r.item.id, Format.localTime(r.item.timestamp),
-                          r.item.sessionID.isEmpty ? "-" : r.item.sessionID, r.item.textContent)
+                table.add(
+                    Self.score(r.score), r.item.id, Format.localTime(r.item.timestamp),
+                    r.item.sessionID.isEmpty ? "-" : r.item.sessionID, r.item.textContent)
             }
             console.out(table.render(full: full))
         }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import MemoryCore
 
 struct CleanupExpired: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
 
 struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,9 +20,11 @@ struct Health: ParsableCommand {
     @OptionGroup(title: "Global Options") var globals: GlobalOptions
 
     /// Shown first, in this order; the rest follow sorted by name.
-    static let leading = ["reason", "backend", "version", "uptime_s", "circuit_state", "connection_pool_size",
-                          "connections_in_use", "queue_depth", "error_count", "last_error", "firestore_latency_ms",
-                          "firestore_error"]
+    static let leading = [
+        "reason", "backend", "version", "uptime_s", "circuit_state", "connection_pool_size",
+        "connections_in_use", "queue_depth", "error_count", "last_error", "firestore_latency_ms",
+        "firestore_error",
+    ]
 
     func run() throws {
         var status = ""
@@ -65,7 +67,10 @@ struct Health: ParsableCommand {
         for key in leading + rest {
             // The reason is on the first line already.
             guard let v = d[key], key != "reason" else { continue }
-            block.add(key, key == "uptime_s" ? "\(Format.value(v)) (\(Format.duration(seconds: v.numberValue ?? 0)))" : Format.value(v))
+            block.add(
+                key,
+                key == "uptime_s"
+                    ? "\(Format.value(v)) (\(Format.duration(seconds: v.numberValue ?? 0)))" : Format.value(v))
         }
         return first + "\n" + block.render(indent: "  ")
     }

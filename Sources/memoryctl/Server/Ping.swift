@@ -1,5 +1,5 @@
 import ArgumentParser
-import MemoryCore
+import MemoryUtilities
 
 struct Ping: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,13 +22,16 @@ struct Ping: ParsableCommand {
             let (version, uptimeMs) = try client.ping()
             let latencyMs = Double(monotonicNanos() - start) / 1_000_000
             if console.json {
-                console.document(.object([
-                    "server_version": .string(version), "uptime_ms": .number(Double(uptimeMs)),
-                    "latency_ms": .number((latencyMs * 1000).rounded() / 1000), "socket": .string(globals.socketPath),
-                ]))
+                console.document(
+                    .object([
+                        "server_version": .string(version), "uptime_ms": .number(Double(uptimeMs)),
+                        "latency_ms": .number((latencyMs * 1000).rounded() / 1000),
+                        "socket": .string(globals.socketPath),
+                    ]))
             } else {
-                console.out("memoryd \(version) on \(globals.socketPath): round trip \(Format.milliseconds(latencyMs)), "
-                    + "up \(Format.duration(seconds: Double(uptimeMs) / 1000))")
+                console.out(
+                    "memoryd \(version) on \(globals.socketPath): round trip \(Format.milliseconds(latencyMs)), "
+                        + "up \(Format.duration(seconds: Double(uptimeMs) / 1000))")
             }
         }
     }

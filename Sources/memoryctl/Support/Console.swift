@@ -1,5 +1,6 @@
 import ArgumentParser
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -26,9 +27,10 @@ struct Console {
         case .array(let a):
             return "[" + a.map { $0.serialized() }.joined(separator: ", ") + "]"
         case .object(let o) where !o.isEmpty:
-            return "{\n" + o.keys.sorted().map { k in
-                indent + JSONValue.string(k).serialized() + ": " + pretty(o[k]!, level: level + 1)
-            }.joined(separator: ",\n") + "\n" + close + "}"
+            return "{\n"
+                + o.keys.sorted().map { k in
+                    indent + JSONValue.string(k).serialized() + ": " + pretty(o[k]!, level: level + 1)
+                }.joined(separator: ",\n") + "\n" + close + "}"
         default:
             return value.serialized()
         }
@@ -59,10 +61,11 @@ struct Console {
     /// on stderr. `code` is the gRPC status code.
     func report(_ error: MemoryError) {
         if json {
-            err(JSONValue.object([
-                "error": .string(error.name), "code": .number(Double(error.code.rawValue)),
-                "message": .string(error.message),
-            ]).serialized())
+            err(
+                JSONValue.object([
+                    "error": .string(error.name), "code": .number(Double(error.code.rawValue)),
+                    "message": .string(error.message),
+                ]).serialized())
         } else {
             err("error: \(error.name): \(error.message)")
         }
@@ -70,8 +73,11 @@ struct Console {
 
     func report(_ failure: UsageFailure) {
         if json {
-            err(JSONValue.object(["error": .string("UsageError"), "code": .number(Double(StatusCode.invalidArgument.rawValue)),
-                                  "message": .string(failure.message)]).serialized())
+            err(
+                JSONValue.object([
+                    "error": .string("UsageError"), "code": .number(Double(StatusCode.invalidArgument.rawValue)),
+                    "message": .string(failure.message),
+                ]).serialized())
         } else {
             err("error: \(failure.message)")
         }

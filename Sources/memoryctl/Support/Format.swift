@@ -1,4 +1,4 @@
-import MemoryCore
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc

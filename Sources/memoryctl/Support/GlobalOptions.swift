@@ -1,6 +1,7 @@
 import ArgumentParser
 import MemoryClient
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -10,13 +11,16 @@ import Glibc
 struct GlobalOptions: ParsableArguments {
     static let defaultSocket = "/run/memoryd/memoryd.sock"
 
-    @Option(help: ArgumentHelp("memoryd's socket (default: $MEMORYD_SOCKET, else \(defaultSocket)).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("memoryd's socket (default: $MEMORYD_SOCKET, else \(defaultSocket)).", valueName: "path"))
     var socket: String?
 
     @Flag(help: "Print one JSON document on stdout (errors as JSON on stderr).")
     var json = false
 
-    @Option(help: ArgumentHelp("Deadline of each call in seconds (default: the daemon's default_timeout_ms).", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Deadline of each call in seconds (default: the daemon's default_timeout_ms).", valueName: "seconds"))
     var timeout: Double?
 
     func validate() throws {

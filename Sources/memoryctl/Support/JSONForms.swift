@@ -1,4 +1,5 @@
-import MemoryCore
+import MemoryDomain
+import MemoryUtilities
 
 #if canImport(Glibc)
 import Glibc
@@ -41,15 +42,20 @@ enum JSONForms {
         ])
     }
 
-    static let itemFields = ["id", "user_id", "session_id", "timestamp", "item_type", "persona_active", "text_content",
-                             "embedding", "metadata", "expiration"]
+    static let itemFields = [
+        "id", "user_id", "session_id", "timestamp", "item_type", "persona_active", "text_content",
+        "embedding", "metadata", "expiration",
+    ]
 
     /// A MemoryItem from its JSON form. Unknown fields are refused, so that a typo (`text` for
     /// `text_content`) fails loudly instead of importing empty items.
     static func parseItem(_ value: JSONValue) throws(MemoryError) -> MemoryItem {
-        guard case .object(let o) = value else { throw .validation("expected a JSON object (a MemoryItem), not \(kind(value))") }
+        guard case .object(let o) = value else {
+            throw .validation("expected a JSON object (a MemoryItem), not \(kind(value))")
+        }
         for key in o.keys.sorted() where !itemFields.contains(key) {
-            throw .validation("unknown field \(Validation.show(key)); MemoryItem fields are \(itemFields.joined(separator: ", "))")
+            throw .validation(
+                "unknown field \(Validation.show(key)); MemoryItem fields are \(itemFields.joined(separator: ", "))")
         }
         func string(_ key: String) throws(MemoryError) -> String {
             switch o[key] {
@@ -62,7 +68,9 @@ enum JSONForms {
             switch o[key] {
             case nil, .null: return nil
             case .string(let s):
-                guard let t = Timestamp(rfc3339: s) else { throw .validation("\(key) \(Validation.show(s)) is not an RFC 3339 time") }
+                guard let t = Timestamp(rfc3339: s) else {
+                    throw .validation("\(key) \(Validation.show(s)) is not an RFC 3339 time")
+                }
                 return t
             case .number(let n):
                 guard n.isFinite else { throw .validation("\(key) must be finite") }
@@ -84,7 +92,9 @@ enum JSONForms {
         case .array(let a):
             item.embedding.reserveCapacity(a.count)
             for (i, v) in a.enumerated() {
-                guard case .number(let n) = v else { throw .validation("embedding[\(i)] must be a number, not \(kind(v))") }
+                guard case .number(let n) = v else {
+                    throw .validation("embedding[\(i)] must be a number, not \(kind(v))")
+                }
                 item.embedding.append(Float(n))
             }
         case let v?: throw .validation("embedding must be an array of numbers, not \(kind(v))")
@@ -115,7 +125,9 @@ enum InputParsing {
     static func embedding(_ text: String, source: String) throws(UsageFailure) -> [Float] {
         var out: [Float] = []
         var index = 0
-        for part in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" || $0 == "[" || $0 == "]" }) {
+        for part in text.split(whereSeparator: {
+            $0 == "," || $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" || $0 == "[" || $0 == "]"
+        }) {
             guard let f = Float(part) else {
                 throw UsageFailure("\(source): value \(index + 1) \(Validation.show(String(part))) is not a number")
             }

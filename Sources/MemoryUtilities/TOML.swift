@@ -24,29 +24,29 @@ public enum TOML {
         var n = 0
         while n < lines.count {
             let lineNo = n + 1
-            var line = stripComment(lines[n]).trimmingCharacters(in: " ").trimmingCharacters(in: "\t")
-            line = line.trimmingCharacters(in: "\r")
+            var line = stripComment(lines[n]).trimming(" ").trimming("\t")
+            line = line.trimming("\r")
             n += 1
             if line.isEmpty { continue }
             if line.hasPrefix("[") {
                 guard line.hasSuffix("]"), !line.hasPrefix("[[") else {
                     throw ParseError(line: lineNo, message: "bad table header \(line)")
                 }
-                table = String(line.dropFirst().dropLast()).trimmingCharacters(in: " ")
+                table = String(line.dropFirst().dropLast()).trimming(" ")
                 guard !table.isEmpty else { throw ParseError(line: lineNo, message: "empty table name") }
                 continue
             }
             guard let eq = line.firstIndex(of: "=") else {
                 throw ParseError(line: lineNo, message: "expected key = value")
             }
-            var key = String(line[..<eq]).trimmingCharacters(in: " ")
+            var key = String(line[..<eq]).trimming(" ")
             if key.hasPrefix("\"") && key.hasSuffix("\"") && key.count >= 2 { key = String(key.dropFirst().dropLast()) }
             guard !key.isEmpty else { throw ParseError(line: lineNo, message: "empty key") }
-            var raw = String(line[line.index(after: eq)...]).trimmingCharacters(in: " ")
+            var raw = String(line[line.index(after: eq)...]).trimming(" ")
             // Multi-line arrays: keep reading until the brackets balance.
             if raw.hasPrefix("[") {
                 while bracketDepth(raw) > 0 && n < lines.count {
-                    raw += " " + stripComment(lines[n]).trimmingCharacters(in: " ")
+                    raw += " " + stripComment(lines[n]).trimming(" ")
                     n += 1
                 }
             }
@@ -55,7 +55,9 @@ public enum TOML {
             var p = ValueParser(chars: Array(raw), line: lineNo)
             let v = try p.value()
             p.skipSpace()
-            guard p.i == p.chars.count else { throw ParseError(line: lineNo, message: "unexpected text after the value of \(full)") }
+            guard p.i == p.chars.count else {
+                throw ParseError(line: lineNo, message: "unexpected text after the value of \(full)")
+            }
             out[full] = v
         }
         return out
@@ -65,8 +67,16 @@ public enum TOML {
         var inBasic = false, inLiteral = false, escaped = false
         var out = ""
         for c in s {
-            if escaped { escaped = false; out.append(c); continue }
-            if inBasic && c == "\\" { escaped = true; out.append(c); continue }
+            if escaped {
+                escaped = false
+                out.append(c)
+                continue
+            }
+            if inBasic && c == "\\" {
+                escaped = true
+                out.append(c)
+                continue
+            }
             if c == "\"" && !inLiteral { inBasic.toggle() }
             if c == "'" && !inBasic { inLiteral.toggle() }
             if c == "#" && !inBasic && !inLiteral { break }
@@ -130,7 +140,10 @@ public enum TOML {
             case "'":
                 i += 1
                 var s = ""
-                while i < chars.count, chars[i] != "'" { s.append(chars[i]); i += 1 }
+                while i < chars.count, chars[i] != "'" {
+                    s.append(chars[i])
+                    i += 1
+                }
                 guard i < chars.count else { throw fail("unterminated string") }
                 i += 1
                 return .string(s)
@@ -140,7 +153,10 @@ public enum TOML {
                 while true {
                     skipSpace()
                     guard i < chars.count else { throw fail("unterminated array") }
-                    if chars[i] == "]" { i += 1; return .array(a) }
+                    if chars[i] == "]" {
+                        i += 1
+                        return .array(a)
+                    }
                     a.append(try value())
                     skipSpace()
                     guard i < chars.count else { throw fail("unterminated array") }
@@ -154,8 +170,10 @@ public enum TOML {
                 }
                 if word == "true" { return .bool(true) }
                 if word == "false" { return .bool(false) }
-                let digits = word.replacingOccurrences(of: "_", with: "")
-                if digits.hasPrefix("0o"), let v = Int(digits.dropFirst(2), radix: 8) { return .string(String(v, radix: 8)) }
+                let digits = word.replacing("_", with: "")
+                if digits.hasPrefix("0o"), let v = Int(digits.dropFirst(2), radix: 8) {
+                    return .string(String(v, radix: 8))
+                }
                 if let v = Int(digits) { return .integer(v) }
                 if let v = Double(digits) { return .float(v) }
                 throw fail("cannot read value \(word)")

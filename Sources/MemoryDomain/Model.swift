@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 /// One memory of an agent (SPEC §4).
 public struct MemoryItem: Sendable, Equatable {
     public var id: String
@@ -11,9 +13,11 @@ public struct MemoryItem: Sendable, Equatable {
     public var metadata: [String: JSONValue]
     public var expiration: Timestamp?
 
-    public init(id: String = "", userID: String = "", sessionID: String = "", timestamp: Timestamp? = nil,
-                itemType: String = "", personaActive: String = "", textContent: String = "", embedding: [Float] = [],
-                metadata: [String: JSONValue] = [:], expiration: Timestamp? = nil) {
+    public init(
+        id: String = "", userID: String = "", sessionID: String = "", timestamp: Timestamp? = nil,
+        itemType: String = "", personaActive: String = "", textContent: String = "", embedding: [Float] = [],
+        metadata: [String: JSONValue] = [:], expiration: Timestamp? = nil
+    ) {
         self.id = id
         self.userID = userID
         self.sessionID = sessionID
@@ -47,8 +51,10 @@ public struct AgentData: Sendable, Equatable {
     public var metadata: [String: JSONValue]
     public var expiration: Timestamp?
 
-    public init(id: String = "", agentID: String = "", timestamp: Timestamp? = nil, dataType: String = "",
-                content: JSONValue? = nil, metadata: [String: JSONValue] = [:], expiration: Timestamp? = nil) {
+    public init(
+        id: String = "", agentID: String = "", timestamp: Timestamp? = nil, dataType: String = "",
+        content: JSONValue? = nil, metadata: [String: JSONValue] = [:], expiration: Timestamp? = nil
+    ) {
         self.id = id
         self.agentID = agentID
         self.timestamp = timestamp
@@ -71,8 +77,10 @@ public struct PersonaConfig: Sendable, Equatable {
     public var promptTemplate: String
     public var metadata: [String: JSONValue]
 
-    public init(name: String = "", description: String = "", traits: [String: Double] = [:], promptTemplate: String = "",
-                metadata: [String: JSONValue] = [:]) {
+    public init(
+        name: String = "", description: String = "", traits: [String: Double] = [:], promptTemplate: String = "",
+        metadata: [String: JSONValue] = [:]
+    ) {
         self.name = name
         self.description = description
         self.traits = traits
@@ -82,7 +90,9 @@ public struct PersonaConfig: Sendable, Equatable {
 }
 
 public enum DistanceMeasure: Int32, Sendable, CaseIterable {
-    case cosine = 0, dotProduct = 1, euclidean = 2
+    case cosine = 0
+    case dotProduct = 1
+    case euclidean = 2
 }
 
 /// A semantic search hit: higher score is better for every measure.
@@ -119,8 +129,10 @@ public struct HistoryQuery: Sendable, Equatable {
     public var filters: [String: JSONValue]
     public var cursor: PageCursor?
 
-    public init(userID: String, sessionID: String = "", limit: Int = 20, itemType: String = MemoryItem.defaultItemType,
-                filters: [String: JSONValue] = [:], cursor: PageCursor? = nil) {
+    public init(
+        userID: String, sessionID: String = "", limit: Int = 20, itemType: String = MemoryItem.defaultItemType,
+        filters: [String: JSONValue] = [:], cursor: PageCursor? = nil
+    ) {
         self.userID = userID
         self.sessionID = sessionID
         self.limit = limit
@@ -140,8 +152,10 @@ public struct SearchQuery: Sendable, Equatable {
     public var minScore: Double?
     public var measure: DistanceMeasure
 
-    public init(userID: String, embedding: [Float], persona: String = "", sessionID: String = "", topK: Int = 5,
-                minScore: Double? = nil, measure: DistanceMeasure = .cosine) {
+    public init(
+        userID: String, embedding: [Float], persona: String = "", sessionID: String = "", topK: Int = 5,
+        minScore: Double? = nil, measure: DistanceMeasure = .cosine
+    ) {
         self.userID = userID
         self.embedding = embedding
         self.persona = persona
@@ -185,8 +199,8 @@ public struct PageCursor: Sendable, Equatable {
 
     public init?(token: String) {
         guard token.hasPrefix("v1."), let raw = Base64URL.decode(String(token.dropFirst(3))),
-              let text = String(validating: raw, as: UTF8.self),
-              let colon = text.firstIndex(of: ":"), let micros = Int64(text[..<colon])
+            let text = String(validating: raw, as: UTF8.self),
+            let colon = text.firstIndex(of: ":"), let micros = Int64(text[..<colon])
         else { return nil }
         let id = String(text[text.index(after: colon)...])
         // A forged token may carry any instant: refuse one outside the Timestamp range (backends format it).
@@ -207,55 +221,5 @@ public struct BackendHealth: Sendable {
         self.status = status
         self.reason = reason
         self.details = details
-    }
-}
-
-/// Base64 with the URL alphabet and no padding.
-public enum Base64URL {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-
-    public static func encode(_ data: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((data.count + 2) / 3 * 4)
-        var i = 0
-        while i + 3 <= data.count {
-            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8 | UInt32(data[i + 2])
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
-            i += 3
-        }
-        let rest = data.count - i
-        if rest == 1 {
-            let n = UInt32(data[i]) << 16
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
-        } else if rest == 2 {
-            let n = UInt32(data[i]) << 16 | UInt32(data[i + 1]) << 8
-            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    public static func decode(_ s: String) -> [UInt8]? {
-        var out: [UInt8] = []
-        var acc: UInt32 = 0
-        var bits = 0
-        for c in s.utf8 {
-            let v: UInt32
-            switch c {
-            case 0x41...0x5A: v = UInt32(c - 0x41)
-            case 0x61...0x7A: v = UInt32(c - 0x61 + 26)
-            case 0x30...0x39: v = UInt32(c - 0x30 + 52)
-            case 0x2D, 0x2B: v = 62
-            case 0x5F, 0x2F: v = 63
-            case 0x3D: continue
-            default: return nil
-            }
-            acc = acc << 6 | v
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8(acc >> UInt32(bits) & 0xFF))
-            }
-        }
-        return out
     }
 }

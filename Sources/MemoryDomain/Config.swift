@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 /// The daemon's configuration (SPEC §6): defaults, then the TOML file, then `MEMORYD_*` environment
 /// variables (and the standard ones named in the SPEC), then command-line flags.
 public struct DaemonConfig: Sendable, Equatable {
@@ -63,8 +65,10 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 extension DaemonConfig {
     /// Builds the configuration from its layers. `file` is the TOML text (nil when there is none), `env`
     /// the process environment, `flags` the command-line overrides keyed like the file (`socket_path`, ...).
-    public static func load(file: String?, filePath: String = "", env: [String: String],
-                            flags: [String: String] = [:]) throws(ConfigError) -> DaemonConfig {
+    public static func load(
+        file: String?, filePath: String = "", env: [String: String],
+        flags: [String: String] = [:]
+    ) throws(ConfigError) -> DaemonConfig {
         var c = DaemonConfig()
         // Standard variables first, so that the file and MEMORYD_* override them.
         if let v = env["GOOGLE_CLOUD_PROJECT"], !v.isEmpty { c.firestore.projectID = v }
@@ -81,7 +85,7 @@ extension DaemonConfig {
             }
         }
         for key in Self.keys {
-            let name = "MEMORYD_" + key.uppercased().replacingOccurrences(of: ".", with: "_")
+            let name = "MEMORYD_" + key.uppercased().replacing(".", with: "_")
             if let v = env[name] { try c.set(key, .string(v), source: "environment variable \(name)") }
         }
         for (key, v) in flags.sorted(by: { $0.key < $1.key }) { try c.set(key, .string(v), source: "flag") }
@@ -95,7 +99,8 @@ extension DaemonConfig {
         "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
         "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
         "firestore.project_id", "firestore.database", "firestore.credentials_path", "firestore.emulator_host",
-        "firestore.connection_pool_size", "firestore.batch_size", "firestore.request_timeout_ms", "firestore.max_retries",
+        "firestore.connection_pool_size", "firestore.batch_size", "firestore.request_timeout_ms",
+        "firestore.max_retries",
         "circuit_breaker.failure_threshold", "circuit_breaker.recovery_timeout_s",
     ]
 
@@ -112,14 +117,15 @@ extension DaemonConfig {
             switch value {
             case .integer(let i): v = i
             case .string(let s):
-                guard let i = Int(s.replacingOccurrences(of: "_", with: "")) else {
+                guard let i = Int(s.replacing("_", with: "")) else {
                     throw ConfigError(key: key, "\"\(s)\" is not an integer (\(source))")
                 }
                 v = i
             default: throw ConfigError(key: key, "expected an integer in \(source)")
             }
             guard range.contains(v) else {
-                throw ConfigError(key: key, "\(v) is out of range \(range.lowerBound)...\(range.upperBound) (\(source))")
+                throw ConfigError(
+                    key: key, "\(v) is out of range \(range.lowerBound)...\(range.upperBound) (\(source))")
             }
             return v
         }
@@ -139,7 +145,7 @@ extension DaemonConfig {
         func ids() throws(ConfigError) -> [UInt32] {
             var parts: [String] = []
             switch value {
-            case .string(let s): parts = s.split(separator: ",").map { String($0).trimmingCharacters(in: " ") }.filter { !$0.isEmpty }
+            case .string(let s): parts = s.split(separator: ",").map { String($0).trimming(" ") }.filter { !$0.isEmpty }
             case .integer(let i): parts = [String(i)]
             case .array(let a):
                 for e in a {
@@ -198,9 +204,11 @@ extension DaemonConfig {
     }
 
     public func validate() throws(ConfigError) {
-        if backend == "firestore_v2" { /* alias, normalized by the caller */ } else {
+        if backend == "firestore_v2" { /* alias, normalized by the caller */
+        } else {
             guard backend == "sqlite" || backend == "firestore" else {
-                throw ConfigError(key: "backend", "\"\(backend)\" is not sqlite or firestore (or its alias firestore_v2)")
+                throw ConfigError(
+                    key: "backend", "\"\(backend)\" is not sqlite or firestore (or its alias firestore_v2)")
             }
         }
         guard !socketPath.isEmpty, socketPath.utf8.count < 108 else {
@@ -210,14 +218,16 @@ extension DaemonConfig {
             throw ConfigError(key: "namespace", "\"\(namespace)\" must be 1 to 64 characters of [A-Za-z0-9_-]")
         }
         guard Self.logLevels.contains(logLevel) else {
-            throw ConfigError(key: "log_level", "\"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))")
+            throw ConfigError(
+                key: "log_level", "\"\(logLevel)\" is not one of \(Self.logLevels.joined(separator: ", "))")
         }
         guard maxOutputBytes >= maxFrameBytes else {
             throw ConfigError(key: "max_output_bytes", "\(maxOutputBytes) is below max_frame_bytes (\(maxFrameBytes))")
         }
         if backend != "sqlite" {
             guard !firestore.projectID.isEmpty else {
-                throw ConfigError(key: "firestore.project_id", "is required for the firestore backend (or set GOOGLE_CLOUD_PROJECT)")
+                throw ConfigError(
+                    key: "firestore.project_id", "is required for the firestore backend (or set GOOGLE_CLOUD_PROJECT)")
             }
         } else {
             guard !dataDir.isEmpty else { throw ConfigError(key: "data_dir", "must not be empty") }
@@ -226,17 +236,4 @@ extension DaemonConfig {
 
     /// `firestore_v2` is the original system's name for the Firestore backend.
     public var normalizedBackend: String { backend == "firestore_v2" ? "firestore" : backend }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s.removeFirst() }
-        while s.last == set { s.removeLast() }
-        return String(s)
-    }
-
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        split(separator: a, omittingEmptySubsequences: false).joined(separator: b)
-    }
 }

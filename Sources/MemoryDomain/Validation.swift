@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 /// Limits of SPEC §4; anything past them is a ValidationError naming the field and the value.
 public struct Limits: Sendable, Equatable {
     public var embeddingDimension: Int
@@ -24,8 +26,8 @@ public enum Validation {
         for c in u {
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"),
-                 UInt8(ascii: "-"):
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"),
+                UInt8(ascii: "-"):
                 continue
             default:
                 return false
@@ -44,7 +46,8 @@ public enum Validation {
 
     public static func checkID(_ id: String, field: String, limits: Limits) throws(MemoryError) {
         guard isValidID(id, maxBytes: limits.maxIDBytes) else {
-            throw .validation("\(field) \(show(id)) is not a valid id: use 1 to \(limits.maxIDBytes) bytes of [A-Za-z0-9_.:-]")
+            throw .validation(
+                "\(field) \(show(id)) is not a valid id: use 1 to \(limits.maxIDBytes) bytes of [A-Za-z0-9_.:-]")
         }
     }
 

@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 /// The methods of SPEC §5 on top of one store connection: validation, defaults and `content_hash` here, so
 /// that both backends see the same normalized input and cannot drift apart.
 public final class MemoryService {
@@ -20,8 +22,10 @@ public final class MemoryService {
         }
     }
 
-    public init(store: StoreConnection, limits: Limits, version: String, startedAtUptimeNanos: UInt64,
-                healthFigures: @escaping @Sendable () -> HealthFigures) {
+    public init(
+        store: StoreConnection, limits: Limits, version: String, startedAtUptimeNanos: UInt64,
+        healthFigures: @escaping @Sendable () -> HealthFigures
+    ) {
         self.store = store
         self.limits = limits
         self.version = version
@@ -39,10 +43,12 @@ public final class MemoryService {
         case .addMemoryItem(let item, let upsert, let rejectDuplicate):
             let item = try normalize(item, field: "item", context: context)
             if rejectDuplicate, let hash = item.contentHash,
-               let existing = try store.findByContentHash(userID: item.userID, contentHash: hash, context: context),
-               existing != item.id {
-                throw MemoryError(.duplicate, "user \(Validation.show(item.userID)) already has this text as \(existing)",
-                                  details: ["existing_id": existing])
+                let existing = try store.findByContentHash(userID: item.userID, contentHash: hash, context: context),
+                existing != item.id
+            {
+                throw MemoryError(
+                    .duplicate, "user \(Validation.show(item.userID)) already has this text as \(existing)",
+                    details: ["existing_id": existing])
             }
             try store.addMemoryItem(item, upsert: upsert, context: context)
             return .addMemoryItem(id: item.id)
@@ -109,8 +115,9 @@ public final class MemoryService {
         case .listAgentData(let r):
             try Validation.checkKey(r.agentID, field: "agent_id", required: true, limits: limits)
             try Validation.checkKey(r.dataType, field: "data_type", required: false, limits: limits)
-            let q = AgentDataQuery(agentID: r.agentID, dataType: r.dataType, limit: try limit(r.limit),
-                                   cursor: try cursor(r.pageToken))
+            let q = AgentDataQuery(
+                agentID: r.agentID, dataType: r.dataType, limit: try limit(r.limit),
+                cursor: try cursor(r.pageToken))
             return .listAgentData(try store.listAgentData(q, context: context))
 
         case .cleanupExpiredItems:
@@ -137,7 +144,8 @@ public final class MemoryService {
             reason = "\(Int(errors)) errors in the last minute"
         }
         if status != .healthy { details["reason"] = .string(reason) }
-        return HealthReport(status: status.rawValue, firestore: figures.firestore && b.status != .unhealthy, details: details)
+        return HealthReport(
+            status: status.rawValue, firestore: figures.firestore && b.status != .unhealthy, details: details)
     }
 
     // MARK: - Normalization
@@ -196,18 +204,24 @@ public final class MemoryService {
 
     private func limit(_ raw: UInt32, default def: Int = 20) throws(MemoryError) -> Int {
         if raw == 0 { return def }
-        guard raw <= limits.maxLimit else { throw .validation("limit \(raw) is over the maximum of \(limits.maxLimit)") }
+        guard raw <= limits.maxLimit else {
+            throw .validation("limit \(raw) is over the maximum of \(limits.maxLimit)")
+        }
         return Int(raw)
     }
 
     private func cursor(_ token: String) throws(MemoryError) -> PageCursor? {
         if token.isEmpty { return nil }
-        guard let c = PageCursor(token: token) else { throw .validation("page_token \(Validation.show(token)) is not a token this server issued") }
+        guard let c = PageCursor(token: token) else {
+            throw .validation("page_token \(Validation.show(token)) is not a token this server issued")
+        }
         return c
     }
 
     /// Filter keys a history query accepts besides `metadata.KEY`.
-    public static let filterableFields: Set<String> = ["id", "user_id", "session_id", "item_type", "persona_active", "text_content"]
+    public static let filterableFields: Set<String> = [
+        "id", "user_id", "session_id", "item_type", "persona_active", "text_content",
+    ]
 
     public func historyQuery(_ r: HistoryRequest) throws(MemoryError) -> HistoryQuery {
         try Validation.checkKey(r.userID, field: "user_id", required: true, limits: limits)
@@ -215,18 +229,23 @@ public final class MemoryService {
         try Validation.checkKey(r.itemType, field: "item_type", required: false, limits: limits)
         for (key, value) in r.filters {
             if key.hasPrefix("metadata.") {
-                guard key.count > "metadata.".count else { throw .validation("filters key \(Validation.show(key)) names no metadata field") }
+                guard key.count > "metadata.".count else {
+                    throw .validation("filters key \(Validation.show(key)) names no metadata field")
+                }
             } else if !Self.filterableFields.contains(key) {
-                throw .validation("filters key \(Validation.show(key)) is not a field; use one of \(Self.filterableFields.sorted().joined(separator: ", ")) or metadata.KEY")
+                throw .validation(
+                    "filters key \(Validation.show(key)) is not a field; use one of \(Self.filterableFields.sorted().joined(separator: ", ")) or metadata.KEY"
+                )
             }
             switch value {
             case .string, .number, .bool, .null: break
             default: throw .validation("filters[\(Validation.show(key))] must be a string, number, bool or null")
             }
         }
-        return HistoryQuery(userID: r.userID, sessionID: r.sessionID, limit: try limit(r.limit),
-                            itemType: r.itemType.isEmpty ? MemoryItem.defaultItemType : r.itemType,
-                            filters: r.filters, cursor: try cursor(r.pageToken))
+        return HistoryQuery(
+            userID: r.userID, sessionID: r.sessionID, limit: try limit(r.limit),
+            itemType: r.itemType.isEmpty ? MemoryItem.defaultItemType : r.itemType,
+            filters: r.filters, cursor: try cursor(r.pageToken))
     }
 
     public func searchQuery(_ r: SearchRequest) throws(MemoryError) -> SearchQuery {
@@ -237,9 +256,12 @@ public final class MemoryService {
         guard let measure = DistanceMeasure(rawValue: r.measure) else {
             throw .validation("measure \(r.measure) is not COSINE (0), DOT_PRODUCT (1) or EUCLIDEAN (2)")
         }
-        guard r.topK <= limits.maxTopK else { throw .validation("top_k \(r.topK) is over the maximum of \(limits.maxTopK)") }
+        guard r.topK <= limits.maxTopK else {
+            throw .validation("top_k \(r.topK) is over the maximum of \(limits.maxTopK)")
+        }
         if let m = r.minScore, !m.isFinite { throw .validation("min_score is \(m); it must be finite") }
-        return SearchQuery(userID: r.userID, embedding: r.queryEmbedding, persona: r.persona, sessionID: r.sessionID,
-                           topK: r.topK == 0 ? 5 : Int(r.topK), minScore: r.minScore, measure: measure)
+        return SearchQuery(
+            userID: r.userID, embedding: r.queryEmbedding, persona: r.persona, sessionID: r.sessionID,
+            topK: r.topK == 0 ? 5 : Int(r.topK), minScore: r.minScore, measure: measure)
     }
 }

@@ -1,4 +1,4 @@
-/// SHA-256 (FIPS 180-4) in plain Swift, for `metadata.content_hash`. MemoryCore imports no C library,
+/// SHA-256 (FIPS 180-4) in plain Swift, for `metadata.content_hash`. MemoryUtilities imports no C library,
 /// and the hash of a text of at most 512 KiB is cheap enough here.
 public enum SHA256 {
     private static let k: [UInt32] = [
@@ -13,7 +13,9 @@ public enum SHA256 {
     ]
 
     public static func digest(_ message: some Collection<UInt8>) -> [UInt8] {
-        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        var h: [UInt32] = [
+            0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+        ]
         var data = Array(message)
         let bitLength = UInt64(data.count) * 8
         data.append(0x80)
@@ -23,7 +25,8 @@ public enum SHA256 {
         for chunk in stride(from: 0, to: data.count, by: 64) {
             for i in 0..<16 {
                 let j = chunk + i * 4
-                w[i] = UInt32(data[j]) << 24 | UInt32(data[j + 1]) << 16 | UInt32(data[j + 2]) << 8 | UInt32(data[j + 3])
+                w[i] =
+                    UInt32(data[j]) << 24 | UInt32(data[j + 1]) << 16 | UInt32(data[j + 2]) << 8 | UInt32(data[j + 3])
             }
             for i in 16..<64 {
                 let s0 = w[i - 15].rotr(7) ^ w[i - 15].rotr(18) ^ (w[i - 15] >> 3)
@@ -38,10 +41,23 @@ public enum SHA256 {
                 let s0 = a.rotr(2) ^ a.rotr(13) ^ a.rotr(22)
                 let maj = (a & b) ^ (a & c) ^ (b & c)
                 let t2 = s0 &+ maj
-                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+                hh = g
+                g = f
+                f = e
+                e = d &+ t1
+                d = c
+                c = b
+                b = a
+                a = t1 &+ t2
             }
-            h[0] = h[0] &+ a; h[1] = h[1] &+ b; h[2] = h[2] &+ c; h[3] = h[3] &+ d
-            h[4] = h[4] &+ e; h[5] = h[5] &+ f; h[6] = h[6] &+ g; h[7] = h[7] &+ hh
+            h[0] = h[0] &+ a
+            h[1] = h[1] &+ b
+            h[2] = h[2] &+ c
+            h[3] = h[3] &+ d
+            h[4] = h[4] &+ e
+            h[5] = h[5] &+ f
+            h[6] = h[6] &+ g
+            h[7] = h[7] &+ hh
         }
         var out: [UInt8] = []
         out.reserveCapacity(32)
@@ -53,32 +69,14 @@ public enum SHA256 {
     public static func hexDigest(_ text: String) -> String {
         let hex = Array("0123456789abcdef".utf8)
         var out: [UInt8] = []
-        for b in digest(text.utf8) { out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 15)]) }
+        for b in digest(text.utf8) {
+            out.append(hex[Int(b >> 4)])
+            out.append(hex[Int(b & 15)])
+        }
         return String(decoding: out, as: UTF8.self)
     }
 }
 
 extension UInt32 {
     @inline(__always) fileprivate func rotr(_ n: UInt32) -> UInt32 { (self >> n) | (self << (32 - n)) }
-}
-
-/// Random identifiers: `mem_` / `agent_` + a UUID v4 in lowercase, as the original system made them.
-public enum IDGenerator {
-    public static func uuid() -> String {
-        var g = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
-        bytes[6] = bytes[6] & 0x0f | 0x40
-        bytes[8] = bytes[8] & 0x3f | 0x80
-        let hex = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for (i, b) in bytes.enumerated() {
-            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
-            out.append(hex[Int(b >> 4)])
-            out.append(hex[Int(b & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    public static func memoryItemID() -> String { "mem_" + uuid() }
-    public static func agentDataID() -> String { "agent_" + uuid() }
 }

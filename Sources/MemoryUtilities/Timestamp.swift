@@ -18,7 +18,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public init(microseconds: Int64) {
         var s = microseconds / 1_000_000
         var us = microseconds % 1_000_000
-        if us < 0 { s -= 1; us += 1_000_000 }
+        if us < 0 {
+            s -= 1
+            us += 1_000_000
+        }
         self.init(seconds: s, nanos: Int32(us * 1000))
     }
 
@@ -55,7 +58,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         var n = Int64(nanos)
         secs = secs &+ n / 1_000_000_000
         n %= 1_000_000_000
-        if n < 0 { secs = secs &- 1; n += 1_000_000_000 }
+        if n < 0 {
+            secs = secs &- 1
+            n += 1_000_000_000
+        }
         var t = time_t(secs)
         var tmv = tm()
         gmtime_r(&t, &tmv)
@@ -84,9 +90,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             return v
         }
         guard let year = num(0, 4), b[4] == 45, let month = num(5, 2), b[7] == 45, let day = num(8, 2),
-              b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = num(11, 2), b[13] == 58,
-              let minute = num(14, 2), b[16] == 58, let second = num(17, 2),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+            b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = num(11, 2), b[13] == 58,
+            let minute = num(14, 2), b[16] == 58, let second = num(17, 2),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
         else { return nil }
         var i = 19
         var nanos = 0
@@ -94,7 +100,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             i += 1
             var digits = 0
             while i < b.count, b[i] >= 48 && b[i] <= 57 {
-                if digits < 9 { nanos = nanos * 10 + Int(b[i] - 48); digits += 1 }
+                if digits < 9 {
+                    nanos = nanos * 10 + Int(b[i] - 48)
+                    digits += 1
+                }
                 i += 1
             }
             guard digits > 0 else { return nil }
@@ -104,7 +113,9 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         var offset = 0
         if b[i] == 90 || b[i] == 122 {
             i += 1
-        } else if b[i] == 43 || b[i] == 45, let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58, let om = num(i + 4, 2) {
+        } else if b[i] == 43 || b[i] == 45, let oh = num(i + 1, 2), b.count > i + 3, b[i + 3] == 58,
+            let om = num(i + 4, 2)
+        {
             offset = (oh * 60 + om) * 60 * (b[i] == 43 ? 1 : -1)
             i += 6
         } else {

@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 /// What every call to a store carries: its deadline and the instant that counts as "now" for expiration.
 public struct CallContext: Sendable {
     public var deadline: Deadline
@@ -60,7 +62,9 @@ public enum Scoring {
         }
     }
 
-    public static func score(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, measure: DistanceMeasure) -> Double {
+    public static func score(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>, measure: DistanceMeasure)
+        -> Double
+    {
         let n = min(a.count, b.count)
         switch measure {
         case .dotProduct:

@@ -1,3 +1,5 @@
+import MemoryDomain
+
 /// A message of the wire protocol (`orchestra.rpc.v1.Frame`), in Swift.
 public enum Frame: Sendable, Equatable {
     case request(RequestFrame)
@@ -13,7 +15,9 @@ public struct RequestFrame: Sendable, Equatable {
     public var metadata: [String: String]
     public var payload: [UInt8]
 
-    public init(id: UInt64, method: String, timeoutMs: UInt64 = 0, metadata: [String: String] = [:], payload: [UInt8] = []) {
+    public init(
+        id: UInt64, method: String, timeoutMs: UInt64 = 0, metadata: [String: String] = [:], payload: [UInt8] = []
+    ) {
         self.id = id
         self.method = method
         self.timeoutMs = timeoutMs
@@ -72,15 +76,19 @@ public struct FrameReassembler: Sendable {
     /// `onFrame` returns false, stops right after that frame and returns how many bytes were consumed, so
     /// the caller can keep the rest for later. Throws at the first bad length; the stream is unusable then.
     @discardableResult
-    public mutating func feed(_ bytes: UnsafeRawBufferPointer,
-                              onFrame: (UnsafeRawBufferPointer) throws -> Bool) throws -> Int {
+    public mutating func feed(
+        _ bytes: UnsafeRawBufferPointer,
+        onFrame: (UnsafeRawBufferPointer) throws -> Bool
+    ) throws -> Int {
         var i = 0
         let n = bytes.count
         while i < n {
             if expected == 0 {
                 // Fast path: a whole frame sits in the chunk; hand it over without copying.
                 if headerBytes == 0, n - i >= 4 {
-                    let len = UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8 | UInt32(bytes[i + 3])
+                    let len =
+                        UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8
+                        | UInt32(bytes[i + 3])
                     try check(len)
                     if n - i - 4 >= Int(len) {
                         let more = try onFrame(UnsafeRawBufferPointer(rebasing: bytes[(i + 4)..<(i + 4 + Int(len))]))

@@ -1,9 +1,22 @@
 /// gRPC canonical status codes (the `code` of `orchestra.rpc.v1.Status`).
 public enum StatusCode: Int32, Sendable, CaseIterable {
-    case ok = 0, cancelled = 1, unknown = 2, invalidArgument = 3, deadlineExceeded = 4, notFound = 5
-    case alreadyExists = 6, permissionDenied = 7, resourceExhausted = 8, failedPrecondition = 9
-    case aborted = 10, outOfRange = 11, unimplemented = 12, `internal` = 13, unavailable = 14
-    case dataLoss = 15, unauthenticated = 16
+    case ok = 0
+    case cancelled = 1
+    case unknown = 2
+    case invalidArgument = 3
+    case deadlineExceeded = 4
+    case notFound = 5
+    case alreadyExists = 6
+    case permissionDenied = 7
+    case resourceExhausted = 8
+    case failedPrecondition = 9
+    case aborted = 10
+    case outOfRange = 11
+    case unimplemented = 12
+    case `internal` = 13
+    case unavailable = 14
+    case dataLoss = 15
+    case unauthenticated = 16
 
     /// The upper-case gRPC name, e.g. `NOT_FOUND`.
     public var name: String {
@@ -33,7 +46,12 @@ public enum StatusCode: Int32, Sendable, CaseIterable {
 public enum ErrorType: Int32, Sendable, CaseIterable {
     /// An error of the call itself (deadline, overload, unknown method, ...), not of storage.
     case unspecified = 0
-    case storage = 1, connection = 2, validation = 3, operation = 4, notFound = 5, duplicate = 6
+    case storage = 1
+    case connection = 2
+    case validation = 3
+    case operation = 4
+    case notFound = 5
+    case duplicate = 6
 
     /// The Python exception name clients use for this type.
     public var exceptionName: String {
@@ -72,7 +90,9 @@ public struct MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
     public var operation: String
     public var details: [String: String]
 
-    public init(code: StatusCode, type: ErrorType, message: String, operation: String = "", details: [String: String] = [:]) {
+    public init(
+        code: StatusCode, type: ErrorType, message: String, operation: String = "", details: [String: String] = [:]
+    ) {
         self.code = code
         self.type = type
         self.message = message
@@ -84,10 +104,16 @@ public struct MemoryError: Error, Sendable, Equatable, CustomStringConvertible {
         self.init(code: type.statusCode, type: type, message: message, operation: operation, details: details)
     }
 
-    public static func storage(_ message: String, operation: String = "") -> MemoryError { .init(.storage, message, operation: operation) }
-    public static func connection(_ message: String, operation: String = "") -> MemoryError { .init(.connection, message, operation: operation) }
+    public static func storage(_ message: String, operation: String = "") -> MemoryError {
+        .init(.storage, message, operation: operation)
+    }
+    public static func connection(_ message: String, operation: String = "") -> MemoryError {
+        .init(.connection, message, operation: operation)
+    }
     public static func validation(_ message: String) -> MemoryError { .init(.validation, message) }
-    public static func operation(_ operation: String, _ message: String) -> MemoryError { .init(.operation, message, operation: operation) }
+    public static func operation(_ operation: String, _ message: String) -> MemoryError {
+        .init(.operation, message, operation: operation)
+    }
     public static func notFound(_ message: String) -> MemoryError { .init(.notFound, message) }
     public static func duplicate(_ message: String) -> MemoryError { .init(.duplicate, message) }
 
