@@ -40,7 +40,8 @@ let package = Package(
         .target(name: "MemoryPosix"),
         // The domain: model, errors, validation (MemoryService), the store interface, configuration and
         // the backend registry. Pure Swift.
-        .target(name: "MemoryDomain", dependencies: ["MemoryUtilities"]),
+        .target(
+            name: "MemoryDomain", dependencies: ["MemoryUtilities", .product(name: "Logging", package: "swift-log")]),
         // The wire: frames and their length prefix, protobuf-c <-> domain conversion. The only module
         // touching generated structs.
         .target(name: "MemoryWire", dependencies: ["MemoryDomain", "MemoryUtilities", "CMemoryProto"]),
@@ -56,6 +57,8 @@ let package = Package(
             dependencies: [
                 "MemoryDomain", "MemoryUtilities", "CCurl", "CCrypto", .product(name: "Logging", package: "swift-log"),
             ]),
+        // Every backend of this build, by name: the one list a new backend is added to.
+        .target(name: "MemoryBackends", dependencies: ["MemoryDomain", "MemorySQLite", "MemoryFirestore"]),
         // The daemon: libuv loop, connections, worker pool, systemd integration.
         .target(
             name: "MemoryServer",
@@ -69,14 +72,14 @@ let package = Package(
         .executableTarget(
             name: "memoryd",
             dependencies: [
-                "MemoryServer", "MemoryDomain", "MemoryUtilities", "MemorySQLite", "MemoryFirestore",
+                "MemoryServer", "MemoryDomain", "MemoryUtilities", "MemoryBackends",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "memoryctl",
             dependencies: [
-                "MemoryClient", "MemoryDomain", "MemoryUtilities",
+                "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(
@@ -101,6 +104,7 @@ let package = Package(
             path: "Tests/MemoryTestSupport"),
         .testTarget(name: "MemoryUtilitiesTests", dependencies: ["MemoryUtilities"]),
         .testTarget(name: "MemoryDomainTests", dependencies: ["MemoryDomain", "MemoryUtilities"]),
+        .testTarget(name: "MemoryBackendsTests", dependencies: ["MemoryBackends", "MemoryDomain"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryDomain", "MemoryUtilities"]),
         .testTarget(
             name: "MemorySQLiteTests",
@@ -115,7 +119,7 @@ let package = Package(
             ]),
         .testTarget(
             name: "MemoryctlTests",
-            dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities"]),
+            dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryBackends"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryWire"]),

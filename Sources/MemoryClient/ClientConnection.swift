@@ -50,16 +50,10 @@ public final class ClientConnection {
 
     /// Writes raw bytes (tests use this to send malformed frames).
     public func writeRaw(_ bytes: [UInt8]) throws(MemoryError) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes {
-                Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL))
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .call(.unavailable, "write to memoryd failed: \(String(cString: strerror(errno)))")
-            }
-            off += n
+        do {
+            try bytes.withUnsafeBytes { try writeAll(fd, $0, socket: true) }
+        } catch {
+            throw .call(.unavailable, "write to memoryd failed: \(error)")
         }
     }
 
@@ -91,7 +85,7 @@ public final class ClientConnection {
     /// Reads the next frame. `timeoutMs` nil waits forever. Throws UNAVAILABLE when the server closed.
     public func readFrame(timeoutMs: Int? = nil) throws(MemoryError) -> Frame {
         let header = try readExactly(4, timeoutMs: timeoutMs)
-        let n = Int(UInt32(header[0]) << 24 | UInt32(header[1]) << 16 | UInt32(header[2]) << 8 | UInt32(header[3]))
+        let n = Int(header.withUnsafeBytes { LengthPrefix.read($0) })
         guard n > 0, n <= maxFrameBytes else { throw .call(.internal, "server sent a frame of \(n) bytes") }
         let body = try readExactly(n, timeoutMs: timeoutMs)
         do {
@@ -110,21 +104,24 @@ public final class ClientConnection {
             guard try waitReadable(timeoutMs) else {
                 throw .call(.deadlineExceeded, "server did not close within \(timeoutMs) ms")
             }
-            let n = readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return out }
+            let n = (try? receive()) ?? 0
+            if n == 0 { return out }
             out.append(contentsOf: readBuffer[0..<n])
         }
     }
 
     private func waitReadable(_ timeoutMs: Int?) throws(MemoryError) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        while true {
-            let rc = poll(&p, 1, Int32(timeoutMs ?? -1))
-            if rc < 0 && errno == EINTR { continue }
-            if rc < 0 { throw .call(.unavailable, "poll: \(String(cString: strerror(errno)))") }
-            return rc > 0
+        do {
+            return try syscall("poll") { poll(&p, 1, Int32(timeoutMs ?? -1)) } > 0
+        } catch {
+            throw .call(.unavailable, "\(error)")
         }
+    }
+
+    /// One `recv` into the read buffer: the byte count, 0 at end of stream.
+    private func receive() throws(SystemError) -> Int {
+        try syscall("recv") { readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) } }
     }
 
     private func readExactly(_ count: Int, timeoutMs: Int?) throws(MemoryError) -> [UInt8] {
@@ -135,9 +132,8 @@ public final class ClientConnection {
                 if let t = timeoutMs, !(try waitReadable(t)) {
                     throw .call(.deadlineExceeded, "no answer from memoryd within \(t) ms")
                 }
-                let n = readBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { throw .call(.unavailable, "read from memoryd failed: \(String(cString: strerror(errno)))") }
+                let n: Int
+                do { n = try receive() } catch { throw .call(.unavailable, "read from memoryd failed: \(error)") }
                 if n == 0 {
                     isClosed = true
                     throw .call(

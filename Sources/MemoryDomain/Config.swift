@@ -1,16 +1,22 @@
 import MemoryUtilities
 
-/// The daemon's configuration (SPEC §6): defaults, then the TOML file, then `MEMORYD_*` environment
-/// variables (and the standard ones named in the SPEC), then command-line flags.
+/// The daemon's configuration (SPEC §6): defaults, then the standard environment variables, then the TOML
+/// file, then `MEMORYD_*` environment variables, then command-line flags.
+///
+/// The daemon's own settings are fields; each backend's settings (`firestore.*`, `sqlite.*`, …) are declared
+/// by its ``BackendRegistration`` and read with ``string(_:)``, ``integer(_:)`` and ``number(_:)``.
 public struct DaemonConfig: Sendable, Equatable {
     public var socketPath = "/run/memoryd/memoryd.sock"
     public var socketMode: UInt32 = 0o660
     public var socketGroup = ""
-    public var backend = "sqlite"
+    /// The registered name of the chosen backend (an alias given in the file is replaced by the name).
+    /// Empty until loaded: then the first registered backend, the default.
+    public var backend = ""
     public var dataDir = "/var/lib/memoryd"
     public var namespace = "default"
     public var embeddingDimension = 768
-    public var workers = 0  // 0 = connection_pool_size
+    /// As configured; 0 = the backend's default (see ``workerCount``).
+    public var workers = 0
     public var maxFrameBytes = 4 * 1024 * 1024
     public var maxConnections = 1024
     public var maxInFlightPerConnection = 256
@@ -21,34 +27,64 @@ public struct DaemonConfig: Sendable, Equatable {
     public var allowedUIDs: [UInt32] = []
     public var allowedGIDs: [UInt32] = []
     public var logLevel = "info"
-    public var firestore = Firestore()
-    public var circuitBreaker = CircuitBreaker()
-
-    public struct Firestore: Sendable, Equatable {
-        public var projectID = ""
-        public var database = "(default)"
-        public var credentialsPath = ""
-        public var emulatorHost = ""
-        public var connectionPoolSize = 10
-        public var batchSize = 400
-        public var requestTimeoutMs = 10_000
-        public var maxRetries = 5
-    }
-
-    public struct CircuitBreaker: Sendable, Equatable {
-        public var failureThreshold = 5
-        public var recoveryTimeoutS: Double = 30
-    }
+    /// Worker threads (= backend connections): `workers`, or the backend's default when that is 0. Set by
+    /// ``load(file:filePath:env:flags:backends:)``.
+    public var workerCount = 1
+    /// The registered backends' keys, defaults included.
+    public var backendSettings: [String: ConfigValue] = [:]
+    /// Where each key's value came from: `default`, the file's path, `environment MEMORYD_X`, `flag --x`.
+    public var sources: [String: String] = [:]
 
     public init() {}
-
-    /// Worker threads (= backend connections).
-    public var workerCount: Int { workers > 0 ? workers : firestore.connectionPoolSize }
 
     public var limits: Limits { Limits(embeddingDimension: embeddingDimension) }
 
     public static let defaultPath = "/etc/memoryd/memoryd.toml"
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// The daemon's own keys (backends add theirs).
+    public static let coreKeys: [String] = [
+        "socket_path", "socket_mode", "socket_group", "backend", "data_dir", "namespace", "embedding_dimension",
+        "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
+        "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
+    ]
+
+    /// `MEMORYD_*` variables that belong to the clients, the tools and the tests, not to the daemon's
+    /// configuration; the daemon ignores them instead of refusing them as unknown.
+    public static let clientVariables: Set<String> = [
+        "MEMORYD_BIN", "MEMORYD_TEST_BACKENDS", "MEMORYD_PID", "MEMORYD_CRASH_ROUNDS", "MEMORYD_FUZZ_WRITE_SEEDS",
+    ]
+
+    /// The environment variable of a key: `MEMORYD_` + the key in upper case with dots as underscores, except
+    /// `socket_path`, whose variable is `MEMORYD_SOCKET` — the name memoryctl and the clients read too.
+    public static func environmentVariable(for key: String) -> String {
+        key == "socket_path" ? "MEMORYD_SOCKET" : "MEMORYD_" + key.uppercased().replacing(".", with: "_")
+    }
+
+    // MARK: - Backend settings
+
+    /// A backend's string setting. Traps on a key no registration declared (a programming error).
+    public func string(_ key: String) -> String {
+        guard case .string(let s) = setting(key) else { preconditionFailure("\(key) is not a string key") }
+        return s
+    }
+
+    /// A backend's integer setting.
+    public func integer(_ key: String) -> Int {
+        guard case .integer(let i) = setting(key) else { preconditionFailure("\(key) is not an integer key") }
+        return i
+    }
+
+    /// A backend's numeric setting.
+    public func number(_ key: String) -> Double {
+        guard case .number(let d) = setting(key) else { preconditionFailure("\(key) is not a number key") }
+        return d
+    }
+
+    private func setting(_ key: String) -> ConfigValue {
+        guard let v = backendSettings[key] else { preconditionFailure("no registered backend declares \(key)") }
+        return v
+    }
 }
 
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
@@ -63,119 +99,104 @@ public struct ConfigError: Error, CustomStringConvertible, Sendable {
 }
 
 extension DaemonConfig {
-    /// Builds the configuration from its layers. `file` is the TOML text (nil when there is none), `env`
-    /// the process environment, `flags` the command-line overrides keyed like the file (`socket_path`, ...).
+    /// Builds the configuration from its layers.
+    /// - Parameters:
+    ///   - file: the TOML text, nil when there is none; `filePath` names it in messages.
+    ///   - env: the process environment. Unknown `MEMORYD_*` variables are refused like unknown file keys.
+    ///   - flags: command-line overrides keyed like the file (`socket_path`, `firestore.project_id`, ...).
+    ///   - backends: the registered backends; `backend` must name one of them.
+    /// - Throws: ``ConfigError`` naming the key (or variable) at the first bad value.
     public static func load(
-        file: String?, filePath: String = "", env: [String: String],
-        flags: [String: String] = [:]
+        file: String?, filePath: String = "", env: [String: String], flags: [String: String] = [:],
+        backends: [BackendRegistration]
     ) throws(ConfigError) -> DaemonConfig {
         var c = DaemonConfig()
+        var backendKeys: [String: ConfigKey] = [:]
+        for b in backends {
+            for k in b.keys {
+                backendKeys[k.name] = k
+                c.backendSettings[k.name] = k.defaultValue
+            }
+        }
+        for key in coreKeys + backendKeys.keys.sorted() { c.sources[key] = "default" }
+        func set(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) {
+            if let k = backendKeys[key] {
+                c.backendSettings[key] = try k.parse(value, source: source)
+            } else if coreKeys.contains(key) {
+                try c.setCore(key, value, source: source)
+            } else {
+                let known = (coreKeys + backendKeys.keys.sorted()).joined(separator: ", ")
+                throw ConfigError(key: key, "unknown key in \(source); known keys: \(known)")
+            }
+            c.sources[key] = source
+        }
+
         // Standard variables first, so that the file and MEMORYD_* override them.
-        if let v = env["GOOGLE_CLOUD_PROJECT"], !v.isEmpty { c.firestore.projectID = v }
-        if let v = env["GOOGLE_APPLICATION_CREDENTIALS"], !v.isEmpty { c.firestore.credentialsPath = v }
-        if let v = env["FIRESTORE_EMULATOR_HOST"], !v.isEmpty { c.firestore.emulatorHost = v }
-        if let v = env["STATE_DIRECTORY"], !v.isEmpty { c.dataDir = String(v.split(separator: ":").first ?? "") }
+        if let v = env["STATE_DIRECTORY"], !v.isEmpty {
+            try set("data_dir", .string(String(v.split(separator: ":").first ?? "")), "environment STATE_DIRECTORY")
+        }
+        for b in backends {
+            for (variable, key) in b.standardEnvironment {
+                if let v = env[variable], !v.isEmpty { try set(key, .string(v), "environment \(variable)") }
+            }
+        }
         if let file {
             let table: [String: TOMLValue]
-            do { table = try TOML.parse(file) } catch {
-                throw ConfigError(key: "", "\(filePath.isEmpty ? "config" : filePath): \(error)")
-            }
-            for (key, value) in table.sorted(by: { $0.key < $1.key }) {
-                try c.set(key, value, source: filePath.isEmpty ? "config file" : filePath)
-            }
+            let source = filePath.isEmpty ? "config file" : filePath
+            do { table = try TOML.parse(file) } catch { throw ConfigError(key: "", "\(source): \(error)") }
+            for (key, value) in table.sorted(by: { $0.key < $1.key }) { try set(key, value, source) }
         }
-        for key in Self.keys {
-            let name = "MEMORYD_" + key.uppercased().replacing(".", with: "_")
-            if let v = env[name] { try c.set(key, .string(v), source: "environment variable \(name)") }
+        var variables: [String: String] = [:]
+        for key in coreKeys + backendKeys.keys.sorted() { variables[environmentVariable(for: key)] = key }
+        // The generic name of socket_path is accepted too; it must not contradict MEMORYD_SOCKET.
+        if let legacy = env["MEMORYD_SOCKET_PATH"] {
+            if let v = env["MEMORYD_SOCKET"], v != legacy {
+                throw ConfigError(
+                    key: "MEMORYD_SOCKET_PATH",
+                    "is \"\(legacy)\" but MEMORYD_SOCKET is \"\(v)\": set only MEMORYD_SOCKET")
+            }
+            variables["MEMORYD_SOCKET_PATH"] = "socket_path"
         }
-        for (key, v) in flags.sorted(by: { $0.key < $1.key }) { try c.set(key, .string(v), source: "flag") }
+        for (name, v) in env.sorted(by: { $0.key < $1.key }) where name.hasPrefix("MEMORYD_") {
+            guard let key = variables[name] else {
+                if clientVariables.contains(name) { continue }
+                throw ConfigError(
+                    key: name,
+                    "unknown environment variable: no setting is called that (a typo?). Settings are MEMORYD_ + the key in upper case, e.g. MEMORYD_LOG_LEVEL; see memoryd --help"
+                )
+            }
+            try set(key, .string(v), "environment \(name)")
+        }
+        for (key, v) in flags.sorted(by: { $0.key < $1.key }) { try set(key, .string(v), "flag") }
+
+        if c.backend.isEmpty, let first = backends.first { c.backend = first.name }
+        guard let registration = backends.first(where: { $0.answers(to: c.backend) }) else {
+            let names = backends.map { ([$0.name] + $0.aliases).joined(separator: " or ") }.joined(separator: ", ")
+            throw ConfigError(key: "backend", "\"\(c.backend)\" is not a backend memoryd has: \(names)")
+        }
+        c.backend = registration.name
+        c.workerCount = c.workers > 0 ? c.workers : max(1, registration.defaultWorkers(c))
         try c.validate()
+        try registration.validate(c)
         return c
     }
 
-    /// Every key the file, the environment and flags accept.
-    public static let keys: [String] = [
-        "socket_path", "socket_mode", "socket_group", "backend", "data_dir", "namespace", "embedding_dimension",
-        "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
-        "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
-        "firestore.project_id", "firestore.database", "firestore.credentials_path", "firestore.emulator_host",
-        "firestore.connection_pool_size", "firestore.batch_size", "firestore.request_timeout_ms",
-        "firestore.max_retries",
-        "circuit_breaker.failure_threshold", "circuit_breaker.recovery_timeout_s",
-    ]
-
-    private mutating func set(_ key: String, _ value: TOMLValue, source: String) throws(ConfigError) {
-        func str() throws(ConfigError) -> String {
-            switch value {
-            case .string(let s): return s
-            case .integer(let i): return String(i)
-            default: throw ConfigError(key: key, "expected a string in \(source)")
-            }
-        }
+    private mutating func setCore(_ key: String, _ value: TOMLValue, source: String) throws(ConfigError) {
         func int(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
-            let v: Int
-            switch value {
-            case .integer(let i): v = i
-            case .string(let s):
-                guard let i = Int(s.replacing("_", with: "")) else {
-                    throw ConfigError(key: key, "\"\(s)\" is not an integer (\(source))")
-                }
-                v = i
-            default: throw ConfigError(key: key, "expected an integer in \(source)")
-            }
-            guard range.contains(v) else {
-                throw ConfigError(
-                    key: key, "\(v) is out of range \(range.lowerBound)...\(range.upperBound) (\(source))")
-            }
-            return v
-        }
-        func double(_ range: ClosedRange<Double>) throws(ConfigError) -> Double {
-            let v: Double
-            switch value {
-            case .integer(let i): v = Double(i)
-            case .float(let d): v = d
-            case .string(let s):
-                guard let d = Double(s) else { throw ConfigError(key: key, "\"\(s)\" is not a number (\(source))") }
-                v = d
-            default: throw ConfigError(key: key, "expected a number in \(source)")
-            }
-            guard range.contains(v) else { throw ConfigError(key: key, "\(v) is out of range \(range) (\(source))") }
-            return v
-        }
-        func ids() throws(ConfigError) -> [UInt32] {
-            var parts: [String] = []
-            switch value {
-            case .string(let s): parts = s.split(separator: ",").map { String($0).trimming(" ") }.filter { !$0.isEmpty }
-            case .integer(let i): parts = [String(i)]
-            case .array(let a):
-                for e in a {
-                    switch e {
-                    case .integer(let i): parts.append(String(i))
-                    case .string(let s): parts.append(s)
-                    default: throw ConfigError(key: key, "expected a list of numeric ids (\(source))")
-                    }
-                }
-            default: throw ConfigError(key: key, "expected a list of numeric ids (\(source))")
-            }
-            var out: [UInt32] = []
-            for p in parts {
-                guard let v = UInt32(p) else { throw ConfigError(key: key, "\"\(p)\" is not a numeric id (\(source))") }
-                out.append(v)
-            }
-            return out
+            try ConfigParse.integer(key, value, range, source)
         }
         switch key {
-        case "socket_path": socketPath = try str()
+        case "socket_path": socketPath = try ConfigParse.string(key, value, source)
         case "socket_mode":
-            let s = try str()
+            let s = try ConfigParse.string(key, value, source)
             guard let m = UInt32(s.hasPrefix("0o") ? String(s.dropFirst(2)) : s, radix: 8), m <= 0o777 else {
                 throw ConfigError(key: key, "\"\(s)\" is not an octal mode like 0660 (\(source))")
             }
             socketMode = m
-        case "socket_group": socketGroup = try str()
-        case "backend": backend = try str()
-        case "data_dir": dataDir = try str()
-        case "namespace": namespace = try str()
+        case "socket_group": socketGroup = try ConfigParse.string(key, value, source)
+        case "backend": backend = try ConfigParse.string(key, value, source)
+        case "data_dir": dataDir = try ConfigParse.string(key, value, source)
+        case "namespace": namespace = try ConfigParse.string(key, value, source)
         case "embedding_dimension": embeddingDimension = try int(1...Limits.maxEmbeddingDimension)
         case "workers": workers = try int(0...1024)
         case "max_frame_bytes": maxFrameBytes = try int(1024...(64 << 20))
@@ -185,32 +206,15 @@ extension DaemonConfig {
         case "max_output_bytes": maxOutputBytes = try int(4096...(1 << 30))
         case "default_timeout_ms": defaultTimeoutMs = UInt64(try int(1...86_400_000))
         case "drain_timeout_ms": drainTimeoutMs = UInt64(try int(0...3_600_000))
-        case "allowed_uids": allowedUIDs = try ids()
-        case "allowed_gids": allowedGIDs = try ids()
-        case "log_level": logLevel = try str().lowercased()
-        case "firestore.project_id": firestore.projectID = try str()
-        case "firestore.database": firestore.database = try str()
-        case "firestore.credentials_path": firestore.credentialsPath = try str()
-        case "firestore.emulator_host": firestore.emulatorHost = try str()
-        case "firestore.connection_pool_size": firestore.connectionPoolSize = try int(1...256)
-        case "firestore.batch_size": firestore.batchSize = try int(1...10_000)
-        case "firestore.request_timeout_ms": firestore.requestTimeoutMs = try int(1...600_000)
-        case "firestore.max_retries": firestore.maxRetries = try int(0...100)
-        case "circuit_breaker.failure_threshold": circuitBreaker.failureThreshold = try int(1...1_000_000)
-        case "circuit_breaker.recovery_timeout_s": circuitBreaker.recoveryTimeoutS = try double(0.001...86_400)
-        default:
-            throw ConfigError(key: key, "unknown key in \(source); known keys: \(Self.keys.joined(separator: ", "))")
+        case "allowed_uids": allowedUIDs = try ConfigParse.ids(key, value, source)
+        case "allowed_gids": allowedGIDs = try ConfigParse.ids(key, value, source)
+        case "log_level": logLevel = try ConfigParse.string(key, value, source).lowercased()
+        default: preconditionFailure("\(key) is listed in coreKeys but not handled")
         }
     }
 
+    /// The checks that span keys or need more than a type; the backend's own checks follow.
     public func validate() throws(ConfigError) {
-        if backend == "firestore_v2" { /* alias, normalized by the caller */
-        } else {
-            guard backend == "sqlite" || backend == "firestore" else {
-                throw ConfigError(
-                    key: "backend", "\"\(backend)\" is not sqlite or firestore (or its alias firestore_v2)")
-            }
-        }
         guard !socketPath.isEmpty, socketPath.utf8.count < 108 else {
             throw ConfigError(key: "socket_path", "\"\(socketPath)\" must be 1 to 107 bytes (the sun_path limit)")
         }
@@ -224,16 +228,74 @@ extension DaemonConfig {
         guard maxOutputBytes >= maxFrameBytes else {
             throw ConfigError(key: "max_output_bytes", "\(maxOutputBytes) is below max_frame_bytes (\(maxFrameBytes))")
         }
-        if backend != "sqlite" {
-            guard !firestore.projectID.isEmpty else {
-                throw ConfigError(
-                    key: "firestore.project_id", "is required for the firestore backend (or set GOOGLE_CLOUD_PROJECT)")
-            }
-        } else {
-            guard !dataDir.isEmpty else { throw ConfigError(key: "data_dir", "must not be empty") }
+    }
+}
+
+/// Conversions of a file, environment or flag value to a key's type; each error names the key and source.
+enum ConfigParse {
+    static func string(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> String {
+        switch value {
+        case .string(let s): return s
+        case .integer(let i): return String(i)
+        default: throw ConfigError(key: key, "expected a string in \(source)")
         }
     }
 
-    /// `firestore_v2` is the original system's name for the Firestore backend.
-    public var normalizedBackend: String { backend == "firestore_v2" ? "firestore" : backend }
+    static func integer(_ key: String, _ value: TOMLValue, _ range: ClosedRange<Int>, _ source: String)
+        throws(ConfigError) -> Int
+    {
+        let v: Int
+        switch value {
+        case .integer(let i): v = i
+        case .string(let s):
+            guard let i = Int(s.replacing("_", with: "")) else {
+                throw ConfigError(key: key, "\"\(s)\" is not an integer (\(source))")
+            }
+            v = i
+        default: throw ConfigError(key: key, "expected an integer in \(source)")
+        }
+        guard range.contains(v) else {
+            throw ConfigError(key: key, "\(v) is out of range \(range.lowerBound)...\(range.upperBound) (\(source))")
+        }
+        return v
+    }
+
+    static func number(_ key: String, _ value: TOMLValue, _ range: ClosedRange<Double>, _ source: String)
+        throws(ConfigError) -> Double
+    {
+        let v: Double
+        switch value {
+        case .integer(let i): v = Double(i)
+        case .float(let d): v = d
+        case .string(let s):
+            guard let d = Double(s) else { throw ConfigError(key: key, "\"\(s)\" is not a number (\(source))") }
+            v = d
+        default: throw ConfigError(key: key, "expected a number in \(source)")
+        }
+        guard range.contains(v) else { throw ConfigError(key: key, "\(v) is out of range \(range) (\(source))") }
+        return v
+    }
+
+    static func ids(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> [UInt32] {
+        var parts: [String] = []
+        switch value {
+        case .string(let s): parts = s.split(separator: ",").map { String($0).trimming(" ") }.filter { !$0.isEmpty }
+        case .integer(let i): parts = [String(i)]
+        case .array(let a):
+            for e in a {
+                switch e {
+                case .integer(let i): parts.append(String(i))
+                case .string(let s): parts.append(s)
+                default: throw ConfigError(key: key, "expected a list of numeric ids (\(source))")
+                }
+            }
+        default: throw ConfigError(key: key, "expected a list of numeric ids (\(source))")
+        }
+        var out: [UInt32] = []
+        for p in parts {
+            guard let v = UInt32(p) else { throw ConfigError(key: key, "\"\(p)\" is not a numeric id (\(source))") }
+            out.append(v)
+        }
+        return out
+    }
 }

@@ -14,14 +14,21 @@ public struct CallContext: Sendable {
 /// A storage backend shared by the whole daemon (sqlite database, Firestore project). It hands each worker
 /// its own connection, so the worker count bounds the backend connections.
 public protocol StoreBackend: AnyObject, Sendable {
-    /// `sqlite` or `firestore`.
+    /// The registered name (``BackendRegistration/name``).
     var name: String { get }
+    /// Whether HealthCheck's `firestore` field may be true (SPEC §5: "the Firestore backend is configured
+    /// and reachable"). False unless the backend says otherwise.
+    var reportsAsFirestore: Bool { get }
     /// Opens one connection, owned by one worker thread from then on.
     func makeConnection() throws(MemoryError) -> StoreConnection
     /// Figures about the backend as a whole (pool use, circuit state, ...), for HealthCheck.
     func statistics() -> [String: JSONValue]
     /// Flushes and releases what the backend holds. Connections are closed first.
     func shutdown()
+}
+
+extension StoreBackend {
+    public var reportsAsFirestore: Bool { false }
 }
 
 /// One backend connection. Its methods are called from one thread at a time (its worker's).

@@ -8,6 +8,7 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
     // Every stored property is immutable and Sendable; shared mutable state lives in `FirestoreShared`
     // behind Mutex/Atomic.
     public let name = "firestore"
+    public var reportsAsFirestore: Bool { true }
     public let config: FirestoreConfig
     let limits: Limits
     let logger: Logger

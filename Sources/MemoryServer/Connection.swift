@@ -7,12 +7,39 @@ import MemoryWire
 import Glibc
 #endif
 
+/// What a connection needs from the server that owns it — nothing more of the server is its business. Every
+/// member is called on the loop thread.
+protocol ConnectionOwner: AnyObject {
+    /// Limits every connection obeys; they may change on SIGHUP.
+    var connectionLimits: ConnectionLimits { get }
+    /// The loop's one read buffer: libuv reads into it, and the bytes are used up before the callback returns.
+    var readBuffer: UnsafeMutableRawBufferPointer { get }
+    /// A whole frame arrived on `connection` (valid only during the call).
+    func connection(_ connection: Connection, received frame: UnsafeRawBufferPointer)
+    /// `connection` queued output: write it at the end of this loop iteration.
+    func connectionHasOutput(_ connection: Connection)
+    /// Write what every connection queued, now (after a read).
+    func flushOutput()
+    /// `connection` broke the protocol and is being closed.
+    func connectionViolatedProtocol(_ connection: Connection)
+    /// `connection` dropped `count` calls it had in flight (it is closing).
+    func connection(_ connection: Connection, abandonedCalls count: Int)
+    /// `connection`'s handle is closed: forget it.
+    func connectionDidClose(_ connection: Connection)
+}
+
+struct ConnectionLimits {
+    var maxFrameBytes: Int
+    var maxOutputBytes: Int
+    var maxInFlight: Int
+}
+
 /// One client connection, owned by the loop thread. Reads into a fixed buffer, reassembles frames, hands
 /// calls to the server, and batches responses into one write per loop iteration.
 final class Connection {
     let id: UInt64
     let handle: UnsafeMutablePointer<uv_pipe_t>
-    unowned let server: Server
+    unowned let owner: ConnectionOwner
     let peer: PeerCredentials
     var logger: Logger
 
@@ -33,14 +60,17 @@ final class Connection {
     /// Listed in the server's set of connections to flush at the end of this loop iteration.
     var isDirty = false
 
-    init(id: UInt64, handle: UnsafeMutablePointer<uv_pipe_t>, server: Server, peer: PeerCredentials, logger: Logger) {
+    init(
+        id: UInt64, handle: UnsafeMutablePointer<uv_pipe_t>, owner: ConnectionOwner, peer: PeerCredentials,
+        logger: Logger
+    ) {
         self.id = id
         self.handle = handle
-        self.server = server
+        self.owner = owner
         self.peer = peer
         self.logger = logger
         self.logger[metadataKey: "conn.id"] = "\(id)"
-        self.reassembler = FrameReassembler(maxFrameBytes: server.config.maxFrameBytes)
+        self.reassembler = FrameReassembler(maxFrameBytes: owner.connectionLimits.maxFrameBytes)
     }
 
     var stream: UnsafeMutablePointer<uv_stream_t> { cuv_stream(handle) }
@@ -50,11 +80,12 @@ final class Connection {
     func startReading() {
         guard !reading, !closing, !closeWhenIdle else { return }
         reading = true
-        uv_read_start(
+        let rc = uv_read_start(
             stream,
             { handle, suggested, buf in
                 let conn = Unmanaged<Connection>.fromOpaque(handle!.pointee.data).takeUnretainedValue()
-                buf!.pointee = uv_buf_t(base: conn.server.readBuffer, len: conn.server.readBufferSize)
+                let b = conn.owner.readBuffer
+                buf!.pointee = uv_buf_t(base: b.baseAddress!.assumingMemoryBound(to: CChar.self), len: b.count)
             },
             { stream, nread, buf in
                 let conn = Unmanaged<Connection>.fromOpaque(stream!.pointee.data).takeUnretainedValue()
@@ -64,12 +95,19 @@ final class Connection {
                     conn.didReachEnd(Int32(nread))
                 }
             })
+        do {
+            try uvCheck(rc, "uv_read_start")
+        } catch {
+            logger.debug("cannot read", metadata: ["error": "\(error)"])
+            reading = false
+            close()
+        }
     }
 
     func stopReading() {
         guard reading else { return }
         reading = false
-        uv_read_stop(stream)
+        uvMust(uv_read_stop(stream), "uv_read_stop")
     }
 
     private func didReachEnd(_ status: Int32) {
@@ -91,7 +129,7 @@ final class Connection {
             return
         }
         feed(bytes)
-        server.flushDirty()
+        owner.flushOutput()
     }
 
     /// Feeds bytes until they run out or the connection reaches its in-flight limit; keeps the rest.
@@ -99,12 +137,13 @@ final class Connection {
         var consumed = 0
         do {
             consumed = try reassembler.feed(bytes) { body in
-                self.server.handleFrame(body, on: self)
-                return !self.closing && !self.goAwaySent && self.inFlight.count < self.server.maxInFlightPerConnection
+                self.owner.connection(self, received: body)
+                return !self.closing && !self.goAwaySent
+                    && self.inFlight.count < self.owner.connectionLimits.maxInFlight
             }
         } catch let failure as FrameReassembler.Failure {
             let code: StatusCode = if case .tooLarge = failure { .resourceExhausted } else { .invalidArgument }
-            protocolViolation(code, "\(failure) (max_frame_bytes is \(server.config.maxFrameBytes))")
+            protocolViolation(code, "\(failure) (max_frame_bytes is \(owner.connectionLimits.maxFrameBytes))")
             return
         } catch {
             protocolViolation(.invalidArgument, "\(error)")
@@ -118,7 +157,7 @@ final class Connection {
 
     /// Called when an in-flight call finishes: resume input kept back at the limit.
     func resumeIfBelowLimit() {
-        guard !closing, !goAwaySent, inFlight.count < server.maxInFlightPerConnection else { return }
+        guard !closing, !goAwaySent, inFlight.count < owner.connectionLimits.maxInFlight else { return }
         if !pendingInput.isEmpty {
             let pending = pendingInput
             pendingInput = []
@@ -132,7 +171,7 @@ final class Connection {
 
     /// Sends a GoAway with the reason and closes once it is written. Other connections are not affected.
     func protocolViolation(_ code: StatusCode, _ message: String) {
-        server.stats.protocolErrors.add(1, ordering: .relaxed)
+        owner.connectionViolatedProtocol(self)
         logger.notice(
             "protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
         goAway(code, message)
@@ -162,14 +201,14 @@ final class Connection {
         } else {
             output.append(contentsOf: frame)
         }
-        server.markDirty(self)
+        owner.connectionHasOutput(self)
     }
 
     /// False when the connection is closing, or when `bytes` more would pass `max_output_bytes`: then the
     /// peer is not reading its responses and is disconnected.
     private func hasRoom(for bytes: Int) -> Bool {
         guard !closing else { return false }
-        guard output.count + writing + bytes <= server.config.maxOutputBytes else {
+        guard output.count + writing + bytes <= owner.connectionLimits.maxOutputBytes else {
             logger.warning(
                 "client is not reading its responses; disconnecting",
                 metadata: ["pending_bytes": "\(output.count + writing)", "peer.pid": "\(peer.pid)"])
@@ -183,7 +222,7 @@ final class Connection {
     func appendResponse(id: UInt64, payload: UnsafeRawBufferPointer) {
         guard hasRoom(for: payload.count + 32) else { return }
         FrameCodec.appendResponse(id: id, payload: payload, to: &output)
-        server.markDirty(self)
+        owner.connectionHasOutput(self)
     }
 
     /// Writes what is queued: first synchronously (`uv_try_write`), then the rest through `uv_write`.
@@ -228,7 +267,10 @@ final class Connection {
                 conn.flush()
             }
         }
-        if rc < 0 {
+        do {
+            try uvCheck(rc, "uv_write")
+        } catch {
+            logger.debug("write failed", metadata: ["error": "\(error)"])
             free(mem)
             req.deallocate()
             writing = 0
@@ -249,12 +291,12 @@ final class Connection {
         closing = true
         stopReading()
         for (_, call) in inFlight { call.abandon() }
-        server.stats.inFlight.subtract(inFlight.count, ordering: .relaxed)
+        owner.connection(self, abandonedCalls: inFlight.count)
         inFlight.removeAll()
         output = []
         uv_close(cuv_handle(handle)) { h in
             let conn = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()
-            conn.server.connectionClosed(conn)
+            conn.owner.connectionDidClose(conn)
             h!.deallocate()
         }
     }

@@ -29,3 +29,11 @@ func uvCloseAndFree<T>(_ handle: UnsafeMutablePointer<T>) {
     if uv_is_closing(h) != 0 { return }
     uv_close(h) { h in h?.deallocate() }
 }
+
+/// The funnel for libuv calls that fail only when misused (a closing handle, a NULL callback): a failure is a
+/// bug in memoryd, so it stops the process naming the call instead of carrying on in an unknown state
+/// (swift-nio traps on EBADF/EFAULT for the same reason).
+@inline(__always)
+func uvMust(_ rc: Int32, _ call: @autoclosure () -> String) {
+    if rc < 0 { preconditionFailure("\(UVError(call: call(), code: rc))") }
+}

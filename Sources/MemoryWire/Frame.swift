@@ -86,9 +86,7 @@ public struct FrameReassembler: Sendable {
             if expected == 0 {
                 // Fast path: a whole frame sits in the chunk; hand it over without copying.
                 if headerBytes == 0, n - i >= 4 {
-                    let len =
-                        UInt32(bytes[i]) << 24 | UInt32(bytes[i + 1]) << 16 | UInt32(bytes[i + 2]) << 8
-                        | UInt32(bytes[i + 3])
+                    let len = LengthPrefix.read(UnsafeRawBufferPointer(rebasing: bytes[i..<(i + 4)]))
                     try check(len)
                     if n - i - 4 >= Int(len) {
                         let more = try onFrame(UnsafeRawBufferPointer(rebasing: bytes[(i + 4)..<(i + 4 + Int(len))]))

@@ -146,11 +146,7 @@ public enum FrameCodec {
     private static func packFrame(_ f: UnsafeMutablePointer<Orchestra__Rpc__V1__Frame>) -> [UInt8] {
         let size = orchestra__rpc__v1__frame__get_packed_size(f)
         return [UInt8](unsafeUninitializedCapacity: size + 4) { buf, count in
-            let n = UInt32(size)
-            buf[0] = UInt8(n >> 24)
-            buf[1] = UInt8(n >> 16 & 0xff)
-            buf[2] = UInt8(n >> 8 & 0xff)
-            buf[3] = UInt8(n & 0xff)
+            LengthPrefix.write(UInt32(size), to: buf.baseAddress!)
             let written = orchestra__rpc__v1__frame__pack(f, buf.baseAddress! + 4)
             count = written + 4
         }

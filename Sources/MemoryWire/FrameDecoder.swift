@@ -113,11 +113,7 @@ extension FrameCodec {
                 let start = out.count
                 out.append(contentsOf: repeatElement(0, count: size + 4))
                 out.withUnsafeMutableBufferPointer { b in
-                    let n = UInt32(size)
-                    b[start] = UInt8(n >> 24)
-                    b[start + 1] = UInt8(n >> 16 & 0xff)
-                    b[start + 2] = UInt8(n >> 8 & 0xff)
-                    b[start + 3] = UInt8(n & 0xff)
+                    LengthPrefix.write(UInt32(size), to: b.baseAddress! + start)
                     _ = orchestra__rpc__v1__frame__pack(fp, b.baseAddress! + start + 4)
                 }
             }

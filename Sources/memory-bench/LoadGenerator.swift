@@ -89,16 +89,8 @@ final class LoadGenerator {
     private func send(_ c: Conn) {
         c.sentAt = nowNanos()
         c.pending = depth
-        var off = 0
         batch.withUnsafeBytes { raw in
-            while off < raw.count {
-                let n = Glibc.send(c.fd, raw.baseAddress! + off, raw.count - off, Int32(MSG_NOSIGNAL))
-                if n < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    fatalError("send: \(String(cString: strerror(errno)))")
-                }
-                off += n
-            }
+            do { try writeAll(c.fd, raw, socket: true) } catch { fatalError("\(error)") }
         }
     }
 
@@ -113,21 +105,21 @@ final class LoadGenerator {
             started += depth
         }
         while done < started {
-            let n = poll(&pollSet, nfds_t(pollSet.count), 10_000)
-            if n < 0 {
-                if errno == EINTR { continue }
-                fatalError("poll")
+            let n: Int32
+            do { n = try syscall("poll") { poll(&pollSet, nfds_t(pollSet.count), 10_000) } } catch {
+                fatalError("\(error)")
             }
             if n == 0 { fatalError("no response from memoryd within 10 s (\(done)/\(started) done)") }
             for e in 0..<pollSet.count where pollSet[e].revents != 0 {
                 let c = conns[e]
-                let r = c.buffer.withUnsafeMutableBytes {
-                    recv(c.fd, $0.baseAddress! + c.filled, $0.count - c.filled, 0)
-                }
-                if r < 0 {
-                    if errno == EINTR || errno == EAGAIN { continue }
-                    fatalError("recv: \(String(cString: strerror(errno)))")
-                }
+                let r: Int
+                do {
+                    r = try syscall("recv") {
+                        c.buffer.withUnsafeMutableBytes {
+                            recv(c.fd, $0.baseAddress! + c.filled, $0.count - c.filled, 0)
+                        }
+                    }
+                } catch { fatalError("\(error)") }
                 if r == 0 { fatalError("memoryd closed the connection") }
                 let now = nowNanos()
                 c.filled += r
@@ -143,8 +135,7 @@ final class LoadGenerator {
                             got += 1
                             continue
                         }
-                        let len = Int(
-                            UInt32(b[i]) << 24 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 8 | UInt32(b[i + 3]))
+                        let len = Int(LengthPrefix.read(UnsafeRawBufferPointer(rebasing: b[i..<(i + 4)])))
                         guard c.filled - i - 4 >= len else { break }
                         let body = UnsafeRawBufferPointer(rebasing: b[(i + 4)..<(i + 4 + len)])
                         if !Self.isOKResponse(body) { errors += 1 }

@@ -1,4 +1,5 @@
 import MemoryDomain
+import MemoryPosix
 import MemoryUtilities
 
 #if canImport(Glibc)
@@ -158,14 +159,8 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
         if body != nil { req += "Content-Type: application/json\r\nContent-Length: \(bodyBytes.count)\r\n" }
         req += "\r\n"
         let out = Array(req.utf8) + bodyBytes
-        var off = 0
-        while off < out.count {
-            let n = out.withUnsafeBytes { send(fd, $0.baseAddress! + off, out.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("V1: send failed")
-            }
-            off += n
+        do { try out.withUnsafeBytes { try writeAll(fd, $0, socket: true) } } catch {
+            throw BenchError("V1: \(error)")
         }
         // The emulator keeps the connection open despite `Connection: close`, so read exactly one response
         // (Content-Length or chunked), then close it ourselves.
@@ -179,11 +174,10 @@ final class V1Baseline: Sendable {  // immutable: one per run, shared by the cli
                 if let cl = contentLength, body >= cl { break }
                 if chunked, resp.count >= 5, resp[(resp.count - 5)...].elementsEqual("0\r\n\r\n".utf8) { break }
             }
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw BenchError("V1: recv failed")
-            }
+            let n: Int
+            do {
+                n = try syscall("recv") { buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) } }
+            } catch { throw BenchError("V1: \(error)") }
             if n == 0 { break }
             resp.append(contentsOf: buf[0..<n])
             if headerEnd == nil, let h = find(resp, Array("\r\n\r\n".utf8), from: 0) {

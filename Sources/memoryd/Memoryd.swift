@@ -1,7 +1,7 @@
 import ArgumentParser
 import Logging
+import MemoryBackends
 import MemoryDomain
-import MemorySQLite
 import MemoryServer
 import MemoryUtilities
 
@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// `memoryd`: the daemon. Configuration comes from the TOML file, then `MEMORYD_*` variables, then these
-/// flags (SPEC §6).
+/// flags (SPEC §6). The backends' own flags (`--project-id`, ...) come from their registrations.
 @main
 struct Memoryd: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,34 +19,32 @@ struct Memoryd: ParsableCommand {
         discussion: """
             Configuration: defaults < TOML file (--config) < MEMORYD_* environment variables < flags.
             Example: memoryd --socket /tmp/memoryd.sock --data-dir /tmp/memoryd
+
+            \(BackendFlags.help)
             """,
         version: Server.version)
 
     @Option(help: "TOML configuration file (optional when the default is missing).")
     var config: String = DaemonConfig.defaultPath
     @Option(help: "Unix socket path (socket_path).") var socket: String?
-    @Option(help: "sqlite or firestore (backend).") var backend: String?
+    @Option(help: "\(BackendCatalog.all.map(\.name).joined(separator: " or ")) (backend).") var backend: String?
     @Option(help: "Directory of the sqlite databases (data_dir).") var dataDir: String?
     @Option(help: "Isolates collections and tables (namespace).") var namespace: String?
-    @Option(help: "Firestore project (firestore.project_id).") var projectId: String?
-    @Option(help: "Service-account key file (firestore.credentials_path).") var credentialsPath: String?
-    @Option(help: "Firestore emulator host:port (firestore.emulator_host).") var emulatorHost: String?
-    @Option(help: "Backend connections and workers (firestore.connection_pool_size).") var connectionPoolSize: Int?
-    @Option(help: "Writes per Firestore request (firestore.batch_size).") var batchSize: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (log_level).") var logLevel: String?
     @Flag(help: "Check the configuration, print it and exit.") var checkConfig = false
+    /// The backends' flags, parsed by `BackendFlags` (ArgumentParser declares options statically).
+    @Argument(parsing: .allUnrecognized, help: .hidden) var backendArguments: [String] = []
 
-    func flags() -> [String: String] {
-        var f: [String: String] = [:]
+    func validate() throws {
+        _ = try BackendFlags.parse(backendArguments)
+    }
+
+    func flags() throws -> [String: String] {
+        var f = try BackendFlags.parse(backendArguments)
         f["socket_path"] = socket
         f["backend"] = backend
         f["data_dir"] = dataDir
         f["namespace"] = namespace
-        f["firestore.project_id"] = projectId
-        f["firestore.credentials_path"] = credentialsPath
-        f["firestore.emulator_host"] = emulatorHost
-        f["firestore.connection_pool_size"] = connectionPoolSize.map(String.init)
-        f["firestore.batch_size"] = batchSize.map(String.init)
         f["log_level"] = logLevel
         return f
     }
@@ -59,7 +57,8 @@ struct Memoryd: ParsableCommand {
         } else if config != DaemonConfig.defaultPath {
             throw ConfigError(key: "--config", "cannot read \(config): \(String(cString: strerror(errno)))")
         }
-        return try DaemonConfig.load(file: text, filePath: config, env: env, flags: flags())
+        return try DaemonConfig.load(
+            file: text, filePath: config, env: env, flags: try flags(), backends: BackendCatalog.all)
     }
 
     func run() throws {
@@ -72,7 +71,7 @@ struct Memoryd: ParsableCommand {
         }
         if checkConfig {
             print(
-                "configuration is valid: backend=\(cfg.normalizedBackend) socket=\(cfg.socketPath) data_dir=\(cfg.dataDir) workers=\(cfg.workerCount)"
+                "configuration is valid: backend=\(cfg.backend) socket=\(cfg.socketPath) data_dir=\(cfg.dataDir) workers=\(cfg.workerCount)"
             )
             return
         }
@@ -82,9 +81,9 @@ struct Memoryd: ParsableCommand {
 
         let store: StoreBackend
         do {
-            store = try makeBackend(cfg, logger: logger)
+            store = try BackendCatalog.named(cfg.backend)!.open(cfg, logger)
         } catch {
-            fail("memoryd: cannot open the \(cfg.normalizedBackend) backend: \(error)")
+            fail("memoryd: cannot open the \(cfg.backend) backend: \(error)")
         }
         let server = Server(config: cfg, backend: store, logger: logger, reloadConfig: { try loadConfig() })
         do {
@@ -95,17 +94,48 @@ struct Memoryd: ParsableCommand {
             Glibc.exit(1)
         }
     }
+}
 
-    func makeBackend(_ cfg: DaemonConfig, logger: Logger) throws -> StoreBackend {
-        switch cfg.normalizedBackend {
-        case "firestore":
-            return try makeFirestoreBackend(cfg, logger: logger)
-        default:
-            return try SQLiteBackend(
-                dataDirectory: cfg.dataDir, namespace: cfg.namespace, limits: cfg.limits,
-                batchSize: cfg.firestore.batchSize, logger: logger)
+/// The backends' `memoryd` flags (`--project-id ID` or `--project-id=ID`), from their registrations.
+enum BackendFlags {
+    static let all: [ConfigFlag] = BackendCatalog.all.flatMap(\.flags)
+
+    /// Config keys set by `arguments`; a usage error (exit 64) for anything that is not a backend flag.
+    static func parse(_ arguments: [String]) throws -> [String: String] {
+        var out: [String: String] = [:]
+        var i = 0
+        while i < arguments.count {
+            let arg = arguments[i]
+            let (name, inline) = arg.split(separator: "=", maxSplits: 1).map(String.init).pairOrSingle
+            guard name.hasPrefix("--"), let flag = all.first(where: { "--" + $0.name == name }) else {
+                throw ValidationError(
+                    arg.hasPrefix("-") ? "Unknown option '\(name)'" : "Unexpected argument '\(arg)'")
+            }
+            if let inline {
+                out[flag.key] = inline
+            } else {
+                guard i + 1 < arguments.count else {
+                    throw ValidationError("Missing value for '\(name) <\(flag.valueName)>'")
+                }
+                i += 1
+                out[flag.key] = arguments[i]
+            }
+            i += 1
         }
+        return out
     }
+
+    static var help: String {
+        BackendCatalog.all.filter { !$0.flags.isEmpty }.map { b in
+            "\(b.name) backend options:\n"
+                + b.flags.map { f in "  --\(f.name) <\(f.valueName)>\n        \(f.help) (\(f.key))" }
+                .joined(separator: "\n")
+        }.joined(separator: "\n\n")
+    }
+}
+
+extension Array where Element == String {
+    fileprivate var pairOrSingle: (String, String?) { count == 2 ? (self[0], self[1]) : (self[0], nil) }
 }
 
 func fail(_ message: String) -> Never {

@@ -298,7 +298,9 @@ final class MethodsTests: XCTestCase {
         }
         XCTAssertEqual(h.details["backend"], .string(backend))
         if backend == "firestore" { XCTAssertNotNil(h.details["firestore_latency_ms"]) }
-        XCTAssertEqual(h.details["connection_pool_size"], .number(10))
+        // workers = 0: Firestore's pool size (10), sqlite's cores.
+        let workers = backend == "firestore" ? 10 : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        XCTAssertEqual(h.details["connection_pool_size"], .number(Double(workers)))
     }
 
     private func checkUnknownMethodIsUnimplemented() throws {

@@ -28,53 +28,102 @@ final class PageCursorAndValidationTests: XCTestCase {
     }
 }
 
+/// The loader against a made-up backend, so these tests show the registry's rules, not one backend's keys.
 final class ConfigTests: XCTestCase {
+    final class NoBackend: StoreBackend, @unchecked Sendable {
+        let name = "toy"
+        func makeConnection() throws(MemoryError) -> StoreConnection { throw .storage("toy") }
+        func statistics() -> [String: JSONValue] { [:] }
+        func shutdown() {}
+    }
+
+    static let toy = BackendRegistration(
+        name: "toy", aliases: ["toy_v2"], summary: "a test backend",
+        keys: [
+            ConfigKey("toy.size", .integer(1...100), default: .integer(7), help: "size"),
+            ConfigKey("toy.name", .string, default: .string(""), help: "name"),
+            ConfigKey("toy.ratio", .number(0...1), default: .number(0.5), help: "ratio"),
+        ],
+        standardEnvironment: [("TOY_NAME", "toy.name")],
+        defaultWorkers: { c in c.integer("toy.size") },
+        validate: { c throws(ConfigError) in
+            if c.string("toy.name") == "bad" { throw ConfigError(key: "toy.name", "is bad") }
+        },
+        open: { _, _ in NoBackend() })
+    static let other = BackendRegistration(
+        name: "other", summary: "another", defaultWorkers: { _ in 2 }, open: { _, _ in NoBackend() })
+
+    func load(_ file: String?, env: [String: String] = [:], flags: [String: String] = [:]) throws(ConfigError)
+        -> DaemonConfig
+    {
+        try DaemonConfig.load(
+            file: file, filePath: "/etc/x.toml", env: env, flags: flags, backends: [Self.other, Self.toy])
+    }
+
     func testLayersFileThenEnvironmentThenFlags() throws {
         let toml = """
             # memoryd
+            backend = "toy"
             socket_path = "/tmp/a.sock"   # comment
-            workers = 3
             allowed_uids = [0, 1000]
-            [firestore]
-            batch_size = 100
-            project_id = 'demo'
+            [toy]
+            size = 9
+            name = 'from-file'
             """
-        var c = try DaemonConfig.load(file: toml, env: [:])
+        var c = try load(toml, env: ["TOY_NAME": "from-standard-variable"])
         XCTAssertEqual(c.socketPath, "/tmp/a.sock")
-        XCTAssertEqual(c.workerCount, 3)
         XCTAssertEqual(c.allowedUIDs, [0, 1000])
-        XCTAssertEqual(c.firestore.batchSize, 100)
-        c = try DaemonConfig.load(
-            file: toml, env: ["MEMORYD_FIRESTORE_BATCH_SIZE": "200", "MEMORYD_ALLOWED_UIDS": "0,1000,65534"],
+        XCTAssertEqual(c.integer("toy.size"), 9)
+        XCTAssertEqual(c.workerCount, 9, "workers = 0: the backend's default")
+        XCTAssertEqual(c.string("toy.name"), "from-file", "the file overrides the standard variable")
+        XCTAssertEqual(c.number("toy.ratio"), 0.5)
+        XCTAssertEqual(c.sources["toy.size"], "/etc/x.toml")
+        XCTAssertEqual(c.sources["toy.ratio"], "default")
+        c = try load(
+            toml, env: ["MEMORYD_TOY_SIZE": "20", "MEMORYD_ALLOWED_UIDS": "0,1000,65534", "MEMORYD_WORKERS": "3"],
             flags: ["socket_path": "/tmp/b.sock"])
-        XCTAssertEqual(c.firestore.batchSize, 200)
+        XCTAssertEqual(c.integer("toy.size"), 20)
+        XCTAssertEqual(c.sources["toy.size"], "environment MEMORYD_TOY_SIZE")
+        XCTAssertEqual(c.workerCount, 3)
         XCTAssertEqual(c.allowedUIDs, [0, 1000, 65534])
         XCTAssertEqual(c.socketPath, "/tmp/b.sock")
-        c = try DaemonConfig.load(
-            file: nil,
-            env: [
-                "GOOGLE_CLOUD_PROJECT": "p", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:1",
-                "MEMORYD_BACKEND": "firestore_v2",
-            ])
-        XCTAssertEqual(c.normalizedBackend, "firestore")
-        XCTAssertEqual(c.firestore.emulatorHost, "127.0.0.1:1")
+        c = try load(nil, env: ["MEMORYD_BACKEND": "toy_v2", "MEMORYD_SOCKET": "/tmp/c.sock"])
+        XCTAssertEqual(c.backend, "toy", "an alias is replaced by the registered name")
+        XCTAssertEqual(c.socketPath, "/tmp/c.sock", "MEMORYD_SOCKET is socket_path's variable, as for memoryctl")
         XCTAssertEqual(c.socketMode, 0o660)
+        c = try load(nil)
+        XCTAssertEqual(c.backend, "other")
+        XCTAssertEqual(c.workerCount, 2)
     }
 
     func testBadValuesNameTheKey() {
         func key(_ file: String?, _ env: [String: String] = [:]) -> String? {
             do {
-                _ = try DaemonConfig.load(file: file, env: env)
+                _ = try load(file, env: env)
                 return nil
             } catch { return error.key }
         }
         XCTAssertEqual(key("workers = \"many\""), "workers")
         XCTAssertEqual(key("nope = 1"), "nope")
         XCTAssertEqual(key(nil, ["MEMORYD_BACKEND": "mysql"]), "backend")
-        XCTAssertEqual(key(nil, ["MEMORYD_BACKEND": "firestore"]), "firestore.project_id")
+        XCTAssertEqual(key(nil, ["MEMORYD_BACKEND": "toy", "TOY_NAME": "bad"]), "toy.name", "the backend's validate")
         XCTAssertEqual(key(nil, ["MEMORYD_LOG_LEVEL": "loud"]), "log_level")
         XCTAssertEqual(key(nil, ["MEMORYD_SOCKET_MODE": "999"]), "socket_mode")
-        XCTAssertEqual(key("[firestore]\nconnection_pool_size = 0"), "firestore.connection_pool_size")
+        XCTAssertEqual(key("[toy]\nsize = 0"), "toy.size")
+        XCTAssertEqual(key("[toy]\nratio = \"half\""), "toy.ratio")
         XCTAssertNotNil(key("socket_path = \"unterminated"))
+    }
+
+    /// A typo in a unit file's Environment= must not fall back to a default without a word.
+    func testUnknownMemorydVariablesAreRefusedNamingThem() {
+        XCTAssertThrowsError(try load(nil, env: ["MEMORYD_WORKER": "4"])) { error in
+            XCTAssertEqual((error as? ConfigError)?.key, "MEMORYD_WORKER")
+        }
+        XCTAssertThrowsError(try load(nil, env: ["MEMORYD_SOCKET": "/a", "MEMORYD_SOCKET_PATH": "/b"])) { error in
+            XCTAssertEqual((error as? ConfigError)?.key, "MEMORYD_SOCKET_PATH")
+        }
+        // The clients' and tools' own variables are not the daemon's: they pass.
+        XCTAssertNoThrow(try load(nil, env: ["MEMORYD_BIN": "/x", "MEMORYD_TEST_BACKENDS": "sqlite", "PATH": "/bin"]))
+        XCTAssertEqual(try load(nil, env: ["MEMORYD_SOCKET_PATH": "/tmp/d.sock"]).socketPath, "/tmp/d.sock")
     }
 }

@@ -48,7 +48,7 @@ struct Health: ParsableCommand {
 
     static func render(_ report: HealthReport) -> String {
         let d = report.details
-        let backend = d["backend"].map(Format.value) ?? (report.firestore ? "firestore" : "?")
+        let backend = d["backend"].map(Format.value) ?? "?"
         var facts = ["\(backend) backend"]
         if let v = d["version"] { facts.append("memoryd \(Format.value(v))") }
         if let up = d["uptime_s"]?.numberValue { facts.append("up \(Format.duration(seconds: up))") }

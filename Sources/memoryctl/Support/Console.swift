@@ -1,5 +1,6 @@
 import ArgumentParser
 import MemoryDomain
+import MemoryPosix
 import MemoryUtilities
 
 #if canImport(Glibc)
@@ -41,18 +42,8 @@ struct Console {
 
     /// Writes all of `text`, retrying short writes and EINTR. Output to a closed pipe is dropped.
     static func write(_ fd: Int32, _ text: String) {
-        var bytes = Array(text.utf8)
-        var off = 0
-        bytes.withUnsafeMutableBytes { raw in
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                off += n
-            }
-        }
+        let bytes = Array(text.utf8)
+        bytes.withUnsafeBytes { try? writeAll(fd, $0) }
     }
 
     // MARK: - Failures

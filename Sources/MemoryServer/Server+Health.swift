@@ -1,0 +1,53 @@
+import CLibUV
+import Logging
+import MemoryDomain
+import MemoryUtilities
+import MemoryWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Figures for HealthCheck, systemd's STATUS= and the watchdog.
+extension Server {
+    // MARK: - Health and status
+
+    func healthFiguresProvider() -> @Sendable () -> MemoryService.HealthFigures {
+        let stats = self.stats
+        let backend = self.backend
+        let workers = config.workerCount
+        let queue = workQueue
+        let isFirestore = backend.reportsAsFirestore
+        return {
+            let (errors, last) = stats.recentErrors()
+            var d = backend.statistics()
+            d["connection_pool_size"] = .number(Double(workers))
+            d["connections_in_use"] = .number(Double(stats.busyWorkers.load(ordering: .relaxed)))
+            d["queue_depth"] = .number(Double(queue.depth))
+            d["client_connections"] = .number(Double(stats.connections.load(ordering: .relaxed)))
+            d["calls_in_flight"] = .number(Double(stats.inFlight.load(ordering: .relaxed)))
+            d["error_count"] = .number(Double(errors))
+            d["last_error"] = .string(last)
+            if d["circuit_state"] == nil { d["circuit_state"] = .string("closed") }
+            return MemoryService.HealthFigures(backend: backend.name, firestore: isFirestore, details: d)
+        }
+    }
+
+    func statusLine() -> String {
+        "serving \(stats.connections.load(ordering: .relaxed)) connections, \(stats.inFlight.load(ordering: .relaxed)) calls in flight, \(stats.callsTotal.load(ordering: .relaxed)) calls total (\(backend.name))"
+    }
+
+    func housekeeping() {
+        let now = monotonicNanos()
+        if let interval = watchdogInterval, now - lastWatchdog >= interval * 1000 / 2 {
+            lastWatchdog = now
+            systemd.notify("WATCHDOG=1")
+        }
+        let status = statusLine()
+        if status != lastStatus && !draining {
+            lastStatus = status
+            systemd.notify("STATUS=\(status)")
+        }
+    }
+}
