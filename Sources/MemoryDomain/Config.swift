@@ -27,6 +27,10 @@ public struct DaemonConfig: Sendable, Equatable {
     public var allowedUIDs: [UInt32] = []
     public var allowedGIDs: [UInt32] = []
     public var logLevel = "info"
+    /// Record metrics (GetMetrics, the metrics endpoint). False turns every hook off, for measuring their cost.
+    public var metrics = true
+    /// Where to serve `GET /metrics` over HTTP: empty (off), `127.0.0.1:PORT` (loopback only) or `unix:/path`.
+    public var metricsListen = ""
     /// Worker threads (= backend connections): `workers`, or the backend's default when that is 0. Set by
     /// ``load(file:filePath:env:flags:backends:)``.
     public var workerCount = 1
@@ -47,6 +51,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "socket_path", "socket_mode", "socket_group", "backend", "data_dir", "namespace", "embedding_dimension",
         "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
         "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
+        "metrics", "metrics_listen",
     ]
 
     /// `MEMORYD_*` variables that belong to the clients, the tools and the tests, not to the daemon's
@@ -209,6 +214,8 @@ extension DaemonConfig {
         case "allowed_uids": allowedUIDs = try ConfigParse.ids(key, value, source)
         case "allowed_gids": allowedGIDs = try ConfigParse.ids(key, value, source)
         case "log_level": logLevel = try ConfigParse.string(key, value, source).lowercased()
+        case "metrics": metrics = try ConfigParse.bool(key, value, source)
+        case "metrics_listen": metricsListen = try ConfigParse.string(key, value, source)
         default: preconditionFailure("\(key) is listed in coreKeys but not handled")
         }
     }
@@ -227,6 +234,10 @@ extension DaemonConfig {
         }
         guard maxOutputBytes >= maxFrameBytes else {
             throw ConfigError(key: "max_output_bytes", "\(maxOutputBytes) is below max_frame_bytes (\(maxFrameBytes))")
+        }
+        let listen = try MetricsListen.parse(metricsListen)
+        if listen != nil && !metrics {
+            throw ConfigError(key: "metrics_listen", "is set but metrics = false records nothing to serve")
         }
     }
 }
@@ -274,6 +285,19 @@ enum ConfigParse {
         }
         guard range.contains(v) else { throw ConfigError(key: key, "\(v) is out of range \(range) (\(source))") }
         return v
+    }
+
+    static func bool(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> Bool {
+        switch value {
+        case .bool(let b): return b
+        case .string(let s):
+            switch s.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError(key: key, "\"\(s)\" is not true or false (\(source))")
+            }
+        default: throw ConfigError(key: key, "expected true or false in \(source)")
+        }
     }
 
     static func ids(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> [UInt32] {

@@ -1,0 +1,131 @@
+import MemoryDomain
+import MemoryMetrics
+import MemoryUtilities
+
+/// The daemon's metrics: their names, labels and help are a contract with dashboards and alerts
+/// (docs/operating.md lists them). Calls are counted and timed on the loop thread as they are answered (see
+/// `Server+Metrics.swift`); gauges are read when the metrics are rendered. Every cell is resolved here, at
+/// start, so recording is an index and a relaxed atomic add.
+final class ServerMetrics: Sendable {
+    let registry = MetricsRegistry()
+    /// Handed to the backend (`StoreBackend.attachMetrics`).
+    let backend: BackendMetrics
+
+    /// `memoryd_calls_total{method,code}`: `methods × codes` cells, method-major.
+    private let calls: [CounterCell]
+    /// `memoryd_call_duration_seconds{method}`.
+    private let durations: [HistogramCell]
+    private let violations: [CounterCell]
+    let peerRefusals: CounterCell
+
+    /// Label values of `method`: every method, then `unknown` for paths that name none (their text is the
+    /// client's, so it never becomes a label).
+    static let methodLabels = MemoryMethod.allCases.map(\.rawValue) + ["unknown"]
+    private static let codeCount = StatusCode.allCases.count
+
+    init(
+        version: String, backend store: StoreBackend, stats: ServerStats, queueDepth: @escaping @Sendable () -> Int
+    ) {
+        let r = registry
+        backend = BackendMetrics(backend: store.name, registry: r)
+        let callsFamily = r.counter(
+            "memoryd_calls_total", help: "Calls answered, by method and status code (gRPC code names).",
+            labels: ["method", "code"])
+        calls = Self.methodLabels.flatMap { m in
+            StatusCode.allCases.map { c in callsFamily.cell([m, c.name], shownAtZero: c == .ok && m != "unknown") }
+        }
+        let durationFamily = r.histogram(
+            "memoryd_call_duration_seconds",
+            help: "Time from a request's arrival to its response's write (calls answered on the loop: per read).",
+            labels: ["method"], buckets: CallMetricsBuckets.seconds)
+        durations = Self.methodLabels.map { durationFamily.cell([$0], shownAtZero: $0 != "unknown") }
+        let violationFamily = r.counter(
+            "memoryd_protocol_violations_total", help: "Connections closed for breaking the wire protocol, by kind.",
+            labels: ["kind"])
+        violations = ProtocolViolation.allCases.map { violationFamily.cell([$0.rawValue]) }
+        peerRefusals = r.counter(
+            "memoryd_peer_refusals_total",
+            help: "Connections refused because the peer is not in allowed_uids/allowed_gids."
+        ).cell()
+
+        r.sampled("memoryd_connections", help: "Client connections open.", type: .gauge) {
+            [Sample(Double(stats.connections.load(ordering: .relaxed)))]
+        }
+        r.sampled("memoryd_calls_in_flight", help: "Calls accepted and not yet answered.", type: .gauge) {
+            [Sample(Double(stats.inFlight.load(ordering: .relaxed)))]
+        }
+        r.sampled("memoryd_queue_depth", help: "Calls waiting for a worker.", type: .gauge) {
+            [Sample(Double(queueDepth()))]
+        }
+        r.sampled("memoryd_workers_busy", help: "Workers running a call.", type: .gauge) {
+            [Sample(Double(stats.busyWorkers.load(ordering: .relaxed)))]
+        }
+        r.sampled(
+            "memoryd_circuit_state", help: "The backend's circuit breaker: 0 closed, 1 half-open, 2 open.", type: .gauge
+        ) {
+            [Sample(Self.circuitState(store.statistics()["circuit_state"]))]
+        }
+        r.sampled(
+            "memoryd_build_info", help: "Always 1; the labels say which memoryd serves and on which backend.",
+            type: .gauge, labels: ["version", "backend"]
+        ) { [Sample([version, store.name], 1)] }
+        ProcessMetrics.register(on: r)
+    }
+
+    /// The Prometheus text of every metric.
+    func render() -> String { registry.render() }
+
+    /// The cell index of a call's method and code, kept until the call is recorded.
+    @inline(__always)
+    static func slot(_ method: MemoryMethod?, _ code: StatusCode) -> Int {
+        let m = method.map { MethodIndex.of($0) } ?? methodLabels.count - 1
+        return m * codeCount + Int(code.rawValue)
+    }
+
+    /// Counts and times one answered call (`slot` from ``slot(_:_:)``).
+    @inline(__always)
+    func record(slot: Int, nanoseconds: UInt64) {
+        calls[slot].add()
+        durations[slot / Self.codeCount].observe(nanoseconds: nanoseconds)
+    }
+
+    func recordViolation(_ kind: ProtocolViolation) {
+        violations[ProtocolViolation.allCases.firstIndex(of: kind)!].add()
+    }
+
+    /// 0 closed, 1 half-open, 2 open; a backend without a breaker is closed.
+    static func circuitState(_ v: JSONValue?) -> Double {
+        guard case .string(let s) = v else { return 0 }
+        switch s.lowercased().replacing("-", with: "_") {
+        case "open": return 2
+        case "half_open": return 1
+        default: return 0
+        }
+    }
+}
+
+/// A method's position in `MemoryMethod.allCases`, without a search on the hot path.
+enum MethodIndex {
+    private static let table: [MemoryMethod: Int] = Dictionary(
+        uniqueKeysWithValues: MemoryMethod.allCases.enumerated().map { ($1, $0) })
+
+    @inline(__always)
+    static func of(_ m: MemoryMethod) -> Int { table[m]! }
+}
+
+/// Calls answered on the loop since the last flush, recorded together with one clock reading: loop-answered
+/// calls (Ping, refusals) carry no start of their own and are timed from the first of them in this batch, so
+/// a batch of 16 pipelined Pings costs two clock readings, not 32.
+struct AnsweredCalls {
+    var slots: [Int] = []
+    var starts: [UInt64] = []
+    /// When the batch's first loop-answered call was seen (0 = none yet).
+    var loopStart: UInt64 = 0
+
+    init() {
+        slots.reserveCapacity(256)
+        starts.reserveCapacity(256)
+    }
+
+    var isEmpty: Bool { slots.isEmpty }
+}
