@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "MemoryPosix"),
         // Metric primitives (lock-free counters, gauges, duration histograms), their registry and the Prometheus
         // text format. Pure Swift, no domain knowledge.
-        .target(name: "MemoryMetrics"),
+        .target(name: "MemoryMetrics", dependencies: ["MemoryUtilities"]),
         // The domain: model, errors, validation (MemoryService), the store interface, configuration and
         // the backend registry. Pure Swift.
         .target(

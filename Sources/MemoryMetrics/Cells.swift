@@ -46,6 +46,15 @@ public struct HistogramCell: @unchecked Sendable {  // as CounterCell; `bounds` 
         cells[boundCount + 1].wrappingAdd(nanoseconds, ordering: .relaxed)
     }
 
+    /// Records `count` observations of the same duration at once.
+    @inline(__always)
+    public func observe(nanoseconds: UInt64, count: UInt64) {
+        var i = 0
+        while i < boundCount && nanoseconds > bounds[i] { i += 1 }
+        cells[i].wrappingAdd(count, ordering: .relaxed)
+        cells[boundCount + 1].wrappingAdd(nanoseconds &* count, ordering: .relaxed)
+    }
+
     /// Records the time since `start` (a `monotonicNanos()` reading); a clock that went backwards counts as 0.
     @inline(__always)
     public func observe(since start: UInt64, now: UInt64) {

@@ -1,3 +1,5 @@
+import MemoryUtilities
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,7 +48,7 @@ public enum ProcessMetrics {
 
     /// Fields of /proc/self/stat after the command name (which may hold spaces, hence the last ")").
     static func readStat() -> Stat? {
-        guard let text = readFile("/proc/self/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        guard let text = TextFile.read("/proc/self/stat"), let close = text.lastIndex(of: ")") else { return nil }
         let f = text[text.index(after: close)...].split(separator: " ")
         // f[0] is field 3 (state): utime is field 14, stime 15, starttime 22, vsize 23, rss 24.
         guard f.count > 21, let u = Double(f[11]), let s = Double(f[12]), let st = Double(f[19]),
@@ -57,7 +59,7 @@ public enum ProcessMetrics {
 
     /// The boot time, seconds since the epoch (`btime` of /proc/stat).
     static func bootTime() -> Double {
-        guard let text = readFile("/proc/stat") else { return 0 }
+        guard let text = TextFile.read("/proc/stat") else { return 0 }
         for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
             return Double(line.dropFirst(6)) ?? 0
         }
@@ -73,20 +75,5 @@ public enum ProcessMetrics {
             if !dot { n += 1 }
         }
         return n - 1  // the directory stream's own descriptor
-    }
-
-    static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
-            out.append(contentsOf: buf[0..<n])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

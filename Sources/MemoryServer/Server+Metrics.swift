@@ -15,33 +15,17 @@ extension Server {
     /// from the first such call of this batch to the write.
     @inline(__always)
     func answeredOnLoop(_ method: MemoryMethod?, _ code: StatusCode) {
-        guard metrics != nil else { return }
-        if answeredCalls.loopStart == 0 { answeredCalls.loopStart = monotonicNanos() }
-        answeredCalls.slots.append(ServerMetrics.slot(method, code))
-        answeredCalls.starts.append(0)
+        answeredCalls?.loopAnswered(ServerMetrics.slot(method, code))
     }
 
     /// A queued call answered (by its worker, a Cancel or its deadline): timed from its arrival to the write.
     @inline(__always)
     func answered(_ call: Call, _ code: @autoclosure () -> StatusCode) {
-        guard metrics != nil else { return }
-        answeredCalls.slots.append(ServerMetrics.slot(call.method, code()))
-        answeredCalls.starts.append(call.receivedAt)
+        answeredCalls?.queuedAnswered(ServerMetrics.slot(call.method, code()), receivedAt: call.receivedAt)
     }
 
     /// After a flush: records the calls answered since the last one, with one clock reading.
-    func recordAnsweredCalls() {
-        guard !answeredCalls.isEmpty, let metrics else { return }
-        let now = monotonicNanos()
-        for i in 0..<answeredCalls.slots.count {
-            let s = answeredCalls.starts[i]
-            let start = s == 0 ? answeredCalls.loopStart : s
-            metrics.record(slot: answeredCalls.slots[i], nanoseconds: now >= start ? now - start : 0)
-        }
-        answeredCalls.slots.removeAll(keepingCapacity: answeredCalls.slots.capacity <= 4096)
-        answeredCalls.starts.removeAll(keepingCapacity: answeredCalls.starts.capacity <= 4096)
-        answeredCalls.loopStart = 0
-    }
+    func recordAnsweredCalls() { answeredCalls?.record() }
 
     // MARK: - GetMetrics
 

@@ -60,7 +60,7 @@ public final class Server: @unchecked Sendable {
     var lastStatus = ""
     /// nil when `metrics = false`: then every hook is a nil check.
     let metrics: ServerMetrics?
-    var answeredCalls = AnsweredCalls()
+    let answeredCalls: AnsweredCalls?
     var metricsEndpoint: MetricsEndpoint?
 
     /// - Parameters:
@@ -84,6 +84,7 @@ public final class Server: @unchecked Sendable {
         self.metrics =
             config.metrics
             ? ServerMetrics(version: Self.version, backend: backend, stats: stats, queueDepth: { queue.depth }) : nil
+        self.answeredCalls = metrics.map(AnsweredCalls.init)
     }
 
     deinit {

@@ -82,11 +82,14 @@ final class ServerMetrics: Sendable {
         return m * codeCount + Int(code.rawValue)
     }
 
-    /// Counts and times one answered call (`slot` from ``slot(_:_:)``).
+    /// Slots: every method label × every code.
+    static let slotCount = methodLabels.count * codeCount
+
+    /// Counts and times `count` answered calls of one slot that took the same time.
     @inline(__always)
-    func record(slot: Int, nanoseconds: UInt64) {
-        calls[slot].add()
-        durations[slot / Self.codeCount].observe(nanoseconds: nanoseconds)
+    func record(slot: Int, count: UInt64, nanoseconds: UInt64) {
+        calls[slot].add(count)
+        durations[slot / Self.codeCount].observe(nanoseconds: nanoseconds, count: count)
     }
 
     func recordViolation(_ kind: ProtocolViolation) {
@@ -104,28 +107,88 @@ final class ServerMetrics: Sendable {
     }
 }
 
-/// A method's position in `MemoryMethod.allCases`, without a search on the hot path.
+/// A method's position in `MemoryMethod.allCases` (Ping, the hot one, is first).
 enum MethodIndex {
-    private static let table: [MemoryMethod: Int] = Dictionary(
-        uniqueKeysWithValues: MemoryMethod.allCases.enumerated().map { ($1, $0) })
+    private static let all = MemoryMethod.allCases
 
     @inline(__always)
-    static func of(_ m: MemoryMethod) -> Int { table[m]! }
+    static func of(_ m: MemoryMethod) -> Int { all.firstIndex(of: m)! }
 }
 
-/// Calls answered on the loop since the last flush, recorded together with one clock reading: loop-answered
-/// calls (Ping, refusals) carry no start of their own and are timed from the first of them in this batch, so
-/// a batch of 16 pipelined Pings costs two clock readings, not 32.
-struct AnsweredCalls {
-    var slots: [Int] = []
-    var starts: [UInt64] = []
-    /// When the batch's first loop-answered call was seen (0 = none yet).
-    var loopStart: UInt64 = 0
-
-    init() {
-        slots.reserveCapacity(256)
-        starts.reserveCapacity(256)
+/// Calls answered since the last flush, recorded together at the flush with one clock reading. Calls
+/// answered on the loop (Ping, refusals) carry no start of their own: they are timed from the first of them
+/// in the batch and counted per method and code, so 16 pipelined Pings cost 16 plain increments and two
+/// clock readings. Loop thread only; raw memory, so recording involves no exclusivity checks or reference
+/// counting.
+final class AnsweredCalls {
+    private struct Scalars {
+        var loopStart: UInt64 = 0
+        var dirtyCount = 0
+        var queuedCount = 0
     }
 
-    var isEmpty: Bool { slots.isEmpty }
+    let metrics: ServerMetrics
+    private let scalars = UnsafeMutablePointer<Scalars>.allocate(capacity: 1)
+    /// Loop-answered calls of this batch per slot, and the slots with a non-zero count.
+    private let loopCounts: UnsafeMutablePointer<UInt64>
+    private let dirty: UnsafeMutablePointer<Int>
+    /// Queued calls answered in this batch: slot and arrival.
+    private let queuedSlots: UnsafeMutablePointer<Int>
+    private let queuedStarts: UnsafeMutablePointer<UInt64>
+    private static let queuedCapacity = 4096
+
+    init(_ metrics: ServerMetrics) {
+        self.metrics = metrics
+        scalars.initialize(to: Scalars())
+        loopCounts = .allocate(capacity: ServerMetrics.slotCount)
+        loopCounts.initialize(repeating: 0, count: ServerMetrics.slotCount)
+        dirty = .allocate(capacity: ServerMetrics.slotCount)
+        queuedSlots = .allocate(capacity: Self.queuedCapacity)
+        queuedStarts = .allocate(capacity: Self.queuedCapacity)
+    }
+
+    deinit {
+        scalars.deallocate()
+        loopCounts.deallocate()
+        dirty.deallocate()
+        queuedSlots.deallocate()
+        queuedStarts.deallocate()
+    }
+
+    @inline(__always)
+    func loopAnswered(_ slot: Int) {
+        if scalars.pointee.loopStart == 0 { scalars.pointee.loopStart = monotonicNanos() }
+        if loopCounts[slot] == 0 {
+            dirty[scalars.pointee.dirtyCount] = slot
+            scalars.pointee.dirtyCount += 1
+        }
+        loopCounts[slot] &+= 1
+    }
+
+    @inline(__always)
+    func queuedAnswered(_ slot: Int, receivedAt: UInt64) {
+        if scalars.pointee.queuedCount == Self.queuedCapacity { record() }
+        let n = scalars.pointee.queuedCount
+        queuedSlots[n] = slot
+        queuedStarts[n] = receivedAt
+        scalars.pointee.queuedCount = n + 1
+    }
+
+    /// Counts and times what was answered since the last call.
+    func record() {
+        let s = scalars.pointee
+        guard s.dirtyCount > 0 || s.queuedCount > 0 else { return }
+        let now = monotonicNanos()
+        let sinceLoopStart = now >= s.loopStart ? now - s.loopStart : 0
+        for i in 0..<s.dirtyCount {
+            let slot = dirty[i]
+            metrics.record(slot: slot, count: loopCounts[slot], nanoseconds: sinceLoopStart)
+            loopCounts[slot] = 0
+        }
+        for i in 0..<s.queuedCount {
+            let start = queuedStarts[i]
+            metrics.record(slot: queuedSlots[i], count: 1, nanoseconds: now >= start ? now - start : 0)
+        }
+        scalars.pointee = Scalars()
+    }
 }
