@@ -79,12 +79,13 @@ struct MetricsOverhead: ParsableCommand {
         )
         if onPid != nil && offPid != nil {
             let on = median(onCPU), off = median(offCPU)
+            let paired = median(zip(onCPU, offCPU).map { $0 / $1 })
             print(
-                "loop thread CPU per call (median): on \(fmt(on, 3)) us, off \(fmt(off, 3)) us: \(fmt((on / off - 1) * 100, 1)) % more with metrics"
+                "loop thread CPU per call: medians on \(fmt(on, 3)) us, off \(fmt(off, 3)) us; median of the rounds' on/off ratios \(fmt(paired, 3)) (\(fmt((paired - 1) * 100, 1)) % more with metrics)"
             )
             log.write([
                 "kind": .string("metrics_overhead_cpu"), "on_cpu_us_per_call": .number(on),
-                "off_cpu_us_per_call": .number(off),
+                "off_cpu_us_per_call": .number(off), "paired_ratio": .number(paired),
             ])
         }
         print(
