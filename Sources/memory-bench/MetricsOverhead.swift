@@ -29,8 +29,9 @@ struct MetricsOverhead: ParsableCommand {
         let offGen = try LoadGenerator(socketPath: off, request: .ping, connections: 1, depth: 16)
         let before = try pingsCounted(onClient)
         var sent = 0
-        for g in [onGen, offGen] { _ = g.run(calls: min(calls / 10, 20_000), record: false) }
-        sent += min(calls / 10, 20_000)
+        // The generator sends whole batches of 16: count what it sent, not what was asked.
+        sent += onGen.run(calls: min(calls / 10, 20_000), record: false).calls
+        _ = offGen.run(calls: min(calls / 10, 20_000), record: false)
         print(
             "metrics-overhead: Ping \(shape.label), \(calls) calls per measurement, \(rounds) rounds (on/off order alternates)"
         )
@@ -52,11 +53,11 @@ struct MetricsOverhead: ParsableCommand {
                 let r = (isOn ? onGen : offGen).run(calls: calls)
                 guard r.errors == 0 else { throw BenchError("\(r.errors) calls failed (\(isOn ? "on" : "off"))") }
                 rate[isOn] = r.callsPerSecond
-                cpu[isOn] = pid.map { (cpuSeconds($0) - cpu0) / Double(calls) * 1e6 } ?? .nan
+                if isOn { sent += r.calls }
+                cpu[isOn] = pid.map { (cpuSeconds($0) - cpu0) / Double(r.calls) * 1e6 } ?? .nan
             }
             onCPU.append(cpu[true]!)
             offCPU.append(cpu[false]!)
-            sent += calls
             onRates.append(rate[true]!)
             offRates.append(rate[false]!)
             print(
