@@ -40,6 +40,10 @@ private final class NullStore: StoreConnection {
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
         Page(items: [])
     }
+    func listMemoryItems(_ query: ListItemsQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
+        check((1...1000).contains(query.limit), "list limit \(query.limit) passed validation")
+        return Page(items: [])
+    }
     func cleanupExpired(context: CallContext) throws(MemoryError) -> UInt64 { 0 }
     func health(context: CallContext) -> BackendHealth { BackendHealth(status: .healthy, details: [:]) }
     func close() {}

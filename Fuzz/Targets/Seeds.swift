@@ -47,6 +47,9 @@ enum Seeds {
                     expiration: Timestamp(seconds: 2_000_000_000))),
             .getAgentData(id: "agent_1"),
             .listAgentData(ListAgentDataRequest(agentID: "a1", dataType: "obs", limit: 5, pageToken: "")),
+            .listAgentData(ListAgentDataRequest(agentID: "", dataType: "obs", limit: 5, allAgents: true)),
+            .listMemoryItems(
+                ListMemoryItemsRequest(userID: "u1", itemType: "note", limit: 7, excludeEmbeddings: true)),
             .cleanupExpiredItems,
             .healthCheck,
         ]

@@ -53,12 +53,14 @@ public final class MemoryClient {
         _ = try call(.deleteMemoryItem(id: id))
     }
 
+    /// Newest first; `request.excludeEmbeddings` leaves the embeddings out (less to read and send).
     public func conversationHistory(_ request: HistoryRequest) throws(MemoryError) -> Page<MemoryItem> {
         let r = try call(.getConversationHistory(request))
         guard case .getConversationHistory(let page) = r else { throw unexpected(r) }
         return page
     }
 
+    /// Exact top-k, best first; `request.excludeEmbeddings` leaves the results' embeddings out.
     public func semanticSearch(_ request: SearchRequest) throws(MemoryError) -> [ScoredItem] {
         let r = try call(.semanticSearch(request))
         guard case .semanticSearch(let results) = r else { throw unexpected(r) }
@@ -83,9 +85,18 @@ public final class MemoryClient {
         return d
     }
 
+    /// Newest first; an empty `agentID` with `allAgents` lists every agent's data.
     public func listAgentData(_ request: ListAgentDataRequest) throws(MemoryError) -> Page<AgentData> {
         let r = try call(.listAgentData(request))
         guard case .listAgentData(let page) = r else { throw unexpected(r) }
+        return page
+    }
+
+    /// One page of every memory item (of one user / one item type when given), oldest first; pass
+    /// `nextPageToken` back as `pageToken` until it is empty. `excludeEmbeddings` leaves the embeddings out.
+    public func listMemoryItems(_ request: ListMemoryItemsRequest) throws(MemoryError) -> Page<MemoryItem> {
+        let r = try call(.listMemoryItems(request))
+        guard case .listMemoryItems(let page) = r else { throw unexpected(r) }
         return page
     }
 

@@ -128,12 +128,28 @@ public final class MemoryService {
             return .getAgentData(try store.getAgentData(id: id, context: context))
 
         case .listAgentData(let r):
-            try Validation.checkKey(r.agentID, field: "agent_id", required: true, limits: limits)
+            if r.allAgents {
+                guard r.agentID.isEmpty else {
+                    throw .validation(
+                        "all_agents lists every agent's data; agent_id must then be empty, not \(Validation.show(r.agentID))"
+                    )
+                }
+            } else {
+                try Validation.checkKey(r.agentID, field: "agent_id (or all_agents)", required: true, limits: limits)
+            }
             try Validation.checkKey(r.dataType, field: "data_type", required: false, limits: limits)
             let q = AgentDataQuery(
                 agentID: r.agentID, dataType: r.dataType, limit: try limit(r.limit),
                 cursor: try cursor(r.pageToken))
             return .listAgentData(try store.listAgentData(q, context: context))
+
+        case .listMemoryItems(let r):
+            try Validation.checkKey(r.userID, field: "user_id", required: false, limits: limits)
+            try Validation.checkKey(r.itemType, field: "item_type", required: false, limits: limits)
+            let q = ListItemsQuery(
+                userID: r.userID, itemType: r.itemType, limit: try limit(r.limit, default: 100),
+                cursor: try cursor(r.pageToken), excludeEmbeddings: r.excludeEmbeddings)
+            return .listMemoryItems(try store.listMemoryItems(q, context: context))
 
         case .cleanupExpiredItems:
             return .cleanupExpiredItems(deletedCount: try store.cleanupExpired(context: context))
@@ -264,7 +280,7 @@ public final class MemoryService {
         return HistoryQuery(
             userID: r.userID, sessionID: r.sessionID, limit: try limit(r.limit),
             itemType: r.itemType.isEmpty ? MemoryItem.defaultItemType : r.itemType,
-            filters: r.filters, cursor: try cursor(r.pageToken))
+            filters: r.filters, cursor: try cursor(r.pageToken), excludeEmbeddings: r.excludeEmbeddings)
     }
 
     public func searchQuery(_ r: SearchRequest) throws(MemoryError) -> SearchQuery {
@@ -281,7 +297,8 @@ public final class MemoryService {
         if let m = r.minScore, !m.isFinite { throw .validation("min_score is \(m); it must be finite") }
         return SearchQuery(
             userID: r.userID, embedding: r.queryEmbedding, persona: r.persona, sessionID: r.sessionID,
-            topK: r.topK == 0 ? 5 : Int(r.topK), minScore: r.minScore, measure: measure)
+            topK: r.topK == 0 ? 5 : Int(r.topK), minScore: r.minScore, measure: measure,
+            excludeEmbeddings: r.excludeEmbeddings)
     }
 }
 

@@ -15,6 +15,7 @@ public enum MemoryMethod: String, Sendable, CaseIterable {
     case listAgentData = "ListAgentData"
     case cleanupExpiredItems = "CleanupExpiredItems"
     case healthCheck = "HealthCheck"
+    case listMemoryItems = "ListMemoryItems"
     case getMetrics = "GetMetrics"
 
     public static let servicePrefix = "/orchestra.memory.v1.MemoryService/"
@@ -70,6 +71,7 @@ public enum MethodRequest: Sendable, Equatable {
     case listAgentData(ListAgentDataRequest)
     case cleanupExpiredItems
     case healthCheck
+    case listMemoryItems(ListMemoryItemsRequest)
     case getMetrics
 
     public var method: MemoryMethod {
@@ -87,6 +89,7 @@ public enum MethodRequest: Sendable, Equatable {
         case .listAgentData: .listAgentData
         case .cleanupExpiredItems: .cleanupExpiredItems
         case .healthCheck: .healthCheck
+        case .listMemoryItems: .listMemoryItems
         case .getMetrics: .getMetrics
         }
     }
@@ -99,10 +102,12 @@ public struct HistoryRequest: Sendable, Equatable {
     public var itemType: String
     public var filters: [String: JSONValue]
     public var pageToken: String
+    /// Items come back with an empty embedding (less to read and send).
+    public var excludeEmbeddings: Bool
 
     public init(
         userID: String, sessionID: String = "", limit: UInt32 = 0, itemType: String = "",
-        filters: [String: JSONValue] = [:], pageToken: String = ""
+        filters: [String: JSONValue] = [:], pageToken: String = "", excludeEmbeddings: Bool = false
     ) {
         self.userID = userID
         self.sessionID = sessionID
@@ -110,6 +115,7 @@ public struct HistoryRequest: Sendable, Equatable {
         self.itemType = itemType
         self.filters = filters
         self.pageToken = pageToken
+        self.excludeEmbeddings = excludeEmbeddings
     }
 }
 
@@ -121,10 +127,12 @@ public struct SearchRequest: Sendable, Equatable {
     public var topK: UInt32
     public var minScore: Double?
     public var measure: Int32
+    /// Results come back with an empty embedding (less to read and send).
+    public var excludeEmbeddings: Bool
 
     public init(
         userID: String, queryEmbedding: [Float], persona: String = "", sessionID: String = "", topK: UInt32 = 0,
-        minScore: Double? = nil, measure: DistanceMeasure = .cosine
+        minScore: Double? = nil, measure: DistanceMeasure = .cosine, excludeEmbeddings: Bool = false
     ) {
         self.userID = userID
         self.queryEmbedding = queryEmbedding
@@ -133,6 +141,7 @@ public struct SearchRequest: Sendable, Equatable {
         self.topK = topK
         self.minScore = minScore
         self.measure = measure.rawValue
+        self.excludeEmbeddings = excludeEmbeddings
     }
 }
 
@@ -141,12 +150,39 @@ public struct ListAgentDataRequest: Sendable, Equatable {
     public var dataType: String
     public var limit: UInt32
     public var pageToken: String
+    /// With an empty `agentID`: every agent's data (export).
+    public var allAgents: Bool
 
-    public init(agentID: String, dataType: String = "", limit: UInt32 = 0, pageToken: String = "") {
+    public init(
+        agentID: String, dataType: String = "", limit: UInt32 = 0, pageToken: String = "", allAgents: Bool = false
+    ) {
         self.agentID = agentID
         self.dataType = dataType
         self.limit = limit
         self.pageToken = pageToken
+        self.allAgents = allAgents
+    }
+}
+
+/// ListMemoryItems: every memory item of the namespace (or of one user, of one type), oldest first.
+public struct ListMemoryItemsRequest: Sendable, Equatable {
+    /// Empty: every user.
+    public var userID: String
+    /// Empty: every item type.
+    public var itemType: String
+    public var limit: UInt32
+    public var pageToken: String
+    public var excludeEmbeddings: Bool
+
+    public init(
+        userID: String = "", itemType: String = "", limit: UInt32 = 0, pageToken: String = "",
+        excludeEmbeddings: Bool = false
+    ) {
+        self.userID = userID
+        self.itemType = itemType
+        self.limit = limit
+        self.pageToken = pageToken
+        self.excludeEmbeddings = excludeEmbeddings
     }
 }
 
@@ -193,6 +229,7 @@ public enum MethodResponse: Sendable, Equatable {
     case listAgentData(Page<AgentData>)
     case cleanupExpiredItems(deletedCount: UInt64)
     case healthCheck(HealthReport)
+    case listMemoryItems(Page<MemoryItem>)
     /// The Prometheus text exposition (format 0.0.4).
     case getMetrics(text: String)
 }

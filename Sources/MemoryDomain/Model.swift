@@ -128,10 +128,12 @@ public struct HistoryQuery: Sendable, Equatable {
     /// Equality filters: top-level field name (`session_id`, `persona_active`, ...) or `metadata.KEY`.
     public var filters: [String: JSONValue]
     public var cursor: PageCursor?
+    /// Leave the embeddings out: not read from the store, returned empty.
+    public var excludeEmbeddings: Bool
 
     public init(
         userID: String, sessionID: String = "", limit: Int = 20, itemType: String = MemoryItem.defaultItemType,
-        filters: [String: JSONValue] = [:], cursor: PageCursor? = nil
+        filters: [String: JSONValue] = [:], cursor: PageCursor? = nil, excludeEmbeddings: Bool = false
     ) {
         self.userID = userID
         self.sessionID = sessionID
@@ -139,6 +141,7 @@ public struct HistoryQuery: Sendable, Equatable {
         self.itemType = itemType
         self.filters = filters
         self.cursor = cursor
+        self.excludeEmbeddings = excludeEmbeddings
     }
 }
 
@@ -151,10 +154,12 @@ public struct SearchQuery: Sendable, Equatable {
     public var topK: Int
     public var minScore: Double?
     public var measure: DistanceMeasure
+    /// Leave the embeddings of the results out: not read from the store, returned empty.
+    public var excludeEmbeddings: Bool
 
     public init(
         userID: String, embedding: [Float], persona: String = "", sessionID: String = "", topK: Int = 5,
-        minScore: Double? = nil, measure: DistanceMeasure = .cosine
+        minScore: Double? = nil, measure: DistanceMeasure = .cosine, excludeEmbeddings: Bool = false
     ) {
         self.userID = userID
         self.embedding = embedding
@@ -163,11 +168,36 @@ public struct SearchQuery: Sendable, Equatable {
         self.topK = topK
         self.minScore = minScore
         self.measure = measure
+        self.excludeEmbeddings = excludeEmbeddings
+    }
+}
+
+/// ListMemoryItems, after validation and defaults: oldest first by timestamp, then id.
+public struct ListItemsQuery: Sendable, Equatable {
+    /// Empty: every user.
+    public var userID: String
+    /// Empty: every item type.
+    public var itemType: String
+    public var limit: Int
+    /// Keyset cursor over (timestamp, id) ascending: the page starts after it.
+    public var cursor: PageCursor?
+    public var excludeEmbeddings: Bool
+
+    public init(
+        userID: String = "", itemType: String = "", limit: Int = 100, cursor: PageCursor? = nil,
+        excludeEmbeddings: Bool = false
+    ) {
+        self.userID = userID
+        self.itemType = itemType
+        self.limit = limit
+        self.cursor = cursor
+        self.excludeEmbeddings = excludeEmbeddings
     }
 }
 
 /// ListAgentData, after validation and defaults.
 public struct AgentDataQuery: Sendable, Equatable {
+    /// Empty: every agent (ListAgentData with `all_agents`).
     public var agentID: String
     public var dataType: String
     public var limit: Int

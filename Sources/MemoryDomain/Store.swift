@@ -47,16 +47,19 @@ public protocol StoreConnection: AnyObject {
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem
     /// Throws `NotFoundError` when no (unexpired) item has this id.
     func deleteMemoryItem(id: String, context: CallContext) throws(MemoryError)
-    /// Newest first by timestamp, then id descending.
+    /// Newest first by timestamp, then id descending. With `excludeEmbeddings` the embeddings are not read.
     func conversationHistory(_ query: HistoryQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem>
-    /// Exact top-k, best first.
+    /// Exact top-k, best first. With `excludeEmbeddings` the results' embeddings are not read.
     func semanticSearch(_ query: SearchQuery, context: CallContext) throws(MemoryError) -> [ScoredItem]
     /// The id of an unexpired item of this user with this content hash, if any.
     func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String?
     /// Throws `DuplicateError` when the id exists.
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError)
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData
+    /// Newest first by timestamp, then id descending; an empty `agentID` lists every agent's data.
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData>
+    /// Every item (of one user and one type when given), oldest first by timestamp, then id ascending.
+    func listMemoryItems(_ query: ListItemsQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem>
     /// Deletes items and agent data whose expiration has passed; returns how many.
     func cleanupExpired(context: CallContext) throws(MemoryError) -> UInt64
     /// A cheap probe of the backend. Never throws: failures are reported as unhealthy.

@@ -2,8 +2,8 @@ import Logging
 import MemoryDomain
 import MemoryUtilities
 
-/// The Firestore backend (SPEC §9): REST v1 over libcurl, one kept-alive HTTP connection per worker, a token
-/// cache and a circuit breaker shared by all of them.
+/// The Firestore backend (SPEC §9): Firestore's gRPC API over libcurl's HTTP/2, one kept-alive connection per
+/// worker, a token cache and a circuit breaker shared by all of them.
 public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
     // Every stored property is immutable and Sendable; shared mutable state lives in `FirestoreShared`
     // behind Mutex/Atomic.
@@ -46,11 +46,11 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
         self.limits = limits
         self.logger = logger
         self.shared = FirestoreShared(config: config, tokens: tokens)
-        logger.debug(
-            "firestore backend configured",
+        logger.info(
+            "firestore backend: project \(config.projectID), database \(config.database), endpoint \(config.endpointDescription)",
             metadata: [
                 "firestore.project": .string(config.projectID), "firestore.database": .string(config.database),
-                "firestore.emulator": .string(config.emulatorHost ?? ""),
+                "firestore.endpoint": .string(config.endpointDescription),
                 "firestore.collection": .string(config.memoryCollection),
             ])
     }

@@ -8,13 +8,13 @@ public struct FirestoreConfig: Sendable {
     public var namespace: String = "default"
     /// A service-account JSON key. Without it (and without an emulator) the GCE metadata server is asked.
     public var credentialsPath: String?
-    /// `host:port` of the Firestore emulator: plain HTTP and `Authorization: Bearer owner`.
+    /// `host:port` of the Firestore emulator: gRPC over h2c and `Authorization: Bearer owner`.
     public var emulatorHost: String?
     /// Connections to Firestore, one per worker.
     public var poolSize: Int = 10
-    /// Writes per `batchWrite` request (requests are also kept under 10 MiB).
+    /// Writes per BatchWrite request (requests are also kept under 10 MiB).
     public var batchSize: Int = 400
-    /// Timeout of one HTTP request; never beyond the call's deadline.
+    /// Timeout of one gRPC call (attempt); never beyond the call's deadline.
     public var requestTimeoutMs: Int = 10000
     /// Retries of one request on transient failures.
     public var maxRetries: Int = 5
@@ -25,8 +25,8 @@ public struct FirestoreConfig: Sendable {
     /// The GCE metadata server, for credentials when no key file is given. Overridable for tests.
     public var metadataServerURL: String = "http://169.254.169.254"
 
-    /// Tests only: send Firestore requests here instead of Google (to check auth against a local server).
-    var documentsURLOverride: String?
+    /// Tests only: send Firestore calls here (`http://host:port`, h2c) instead of Google or the emulator.
+    var endpointOverride: String?
 
     public init(projectID: String) {
         self.projectID = projectID
@@ -35,13 +35,22 @@ public struct FirestoreConfig: Sendable {
     var memoryCollection: String { namespace == "default" ? "memory_items" : "\(namespace)_memory_items" }
     var agentCollection: String { namespace == "default" ? "agent_data" : "\(namespace)_agent_data" }
 
-    /// `projects/{p}/databases/{db}/documents`: the prefix of every document name.
-    var documentsPath: String { "projects/\(projectID)/databases/\(database)/documents" }
+    /// `projects/{p}/databases/{db}`: the `database` of Commit, BatchWrite and BatchGetDocuments.
+    var databasePath: String { "projects/\(projectID)/databases/\(database)" }
+    /// `projects/{p}/databases/{db}/documents`: the prefix of every document name, RunQuery's `parent`.
+    var documentsPath: String { databasePath + "/documents" }
 
-    /// The URL of `documentsPath`, on the emulator or on Google.
-    var documentsURL: String {
-        if let documentsURLOverride { return documentsURLOverride }
-        if let emulatorHost { return "http://\(emulatorHost)/v1/\(documentsPath)" }
-        return "https://firestore.googleapis.com/v1/\(documentsPath)"
+    /// Firestore's gRPC endpoint: the emulator over h2c, or Google over TLS (ALPN h2).
+    var endpoint: FirestoreEndpoint {
+        if let endpointOverride { return FirestoreEndpoint(baseURL: endpointOverride) }
+        if let emulatorHost { return FirestoreEndpoint(baseURL: "http://\(emulatorHost)") }
+        return FirestoreEndpoint(baseURL: "https://firestore.googleapis.com")
+    }
+
+    /// The endpoint as health details and the start-up log name it.
+    public var endpointDescription: String {
+        let e = endpoint
+        if emulatorHost != nil && endpointOverride == nil { return "\(e.baseURL) (emulator, h2c)" }
+        return e.usesTLS ? "\(e.baseURL) (TLS, h2)" : "\(e.baseURL) (h2c)"
     }
 }

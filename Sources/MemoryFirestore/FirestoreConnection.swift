@@ -1,17 +1,23 @@
+import CFirestoreProto
 import MemoryDomain
 import MemoryUtilities
 
-/// One worker's connection to Firestore: one kept-alive HTTP connection, the SPEC methods on top of it.
+/// One worker's connection to Firestore: one kept-alive HTTP/2 connection carrying gRPC calls, the SPEC
+/// methods on top of it.
 final class FirestoreConnection: StoreConnection {
-    let rest: FirestoreREST
+    let rpc: FirestoreRPC
     let shared: FirestoreShared
+    /// Answers are unpacked here one message at a time and dropped once read.
+    let answers = ProtoArena()
+    /// Tests only: the `limit` of each findNearest query of the last search.
+    var lastSearchLimits: [Int] = []
     private var closed = false
 
     var config: FirestoreConfig { shared.config }
 
     init(shared: FirestoreShared) throws(MemoryError) {
         self.shared = shared
-        rest = try FirestoreREST(shared: shared)
+        rpc = try FirestoreRPC(shared: shared)
         shared.connectionsOpen.add(1, ordering: .relaxed)
     }
 
@@ -26,52 +32,67 @@ final class FirestoreConnection: StoreConnection {
     func itemName(_ id: String) -> String { shared.documentName(collection: config.memoryCollection, id: id) }
     func agentName(_ id: String) -> String { shared.documentName(collection: config.agentCollection, id: id) }
 
-    // MARK: - Reads and writes of single documents
+    // MARK: - The four methods
 
-    /// A stored document (with `updateTime`), or nil when there is none.
-    func fetch(_ name: String, operation: String, context: CallContext) throws(MemoryError) -> JSONValue? {
-        try fetchMany([name], operation: operation, context: context)[name] ?? nil
-    }
-
-    /// Documents by name through `documents:batchGet` (names travel in the body, so ids never need URL
-    /// escaping); missing ones map to nil.
-    func fetchMany(_ names: [String], operation: String, context: CallContext) throws(MemoryError) -> [String:
-        JSONValue?]
-    {
-        let body = JSONValue.object(["documents": .array(names.map { .string($0) })])
-        switch try rest.call("batchGet", body: body, context: context) {
-        case .failed(let status): throw status.error(operation)
-        case .ok(let json):
-            var out: [String: JSONValue?] = [:]
-            for entry in json.arrayValue ?? [] {
-                if let doc = entry["found"], let name = doc["name"]?.stringValue {
-                    out[name] = .some(doc)
-                } else if let name = entry["missing"]?.stringValue {
-                    out[name] = .some(nil)
-                }
+    /// BatchGetDocuments: the found documents by name, each turned into `T` as its message arrives (missing
+    /// ones are absent).
+    func fetch<T>(
+        _ names: [String], mask: [String]? = nil, context: CallContext, retry: Bool = true,
+        decode: (UnsafePointer<FSDocument>) -> T
+    ) throws(MemoryError) -> [String: T] {
+        let request = ProtoArena().batchGetRequest(database: config.databasePath, names: names, mask: mask)
+        var found: [String: T] = [:]
+        let status = try rpc.call(
+            .batchGetDocuments, request: request, context: context, retry: retry, onAttempt: { found = [:] }
+        ) { (bytes) throws(MemoryError) in
+            defer { answers.reset() }
+            let m = try answers.unpack(
+                bytes, google__firestore__v1__batch_get_documents_response__unpack, what: "BatchGetDocumentsResponse")
+            if m.pointee.result_case == GOOGLE__FIRESTORE__V1__BATCH_GET_DOCUMENTS_RESPONSE__RESULT_FOUND,
+                let doc = m.pointee.found
+            {
+                found[DocumentDecoding.name(doc)] = decode(doc)
             }
-            return out
         }
+        if let status { throw status.error(FirestoreMethod.batchGetDocuments.operation) }
+        return found
     }
 
-    /// `update` write of a whole document (replacing all fields), with an optional precondition.
-    static func updateWrite(name: String, fields: [String: JSONValue], precondition: JSONValue?) -> JSONValue {
-        var w: [String: JSONValue] = ["update": .object(["name": .string(name), "fields": .object(fields)])]
-        if let precondition { w["currentDocument"] = precondition }
-        return .object(w)
-    }
-
-    static let mustNotExist = JSONValue.object(["exists": .bool(false)])
-    static func unchangedSince(_ doc: JSONValue) -> JSONValue? {
-        doc["updateTime"].map { .object(["updateTime": $0]) }
-    }
-
-    /// Commits writes atomically; nil on success, else Firestore's answer.
-    func commit(_ writes: [JSONValue], context: CallContext) throws(MemoryError) -> FirestoreStatus? {
-        switch try rest.call("commit", body: .object(["writes": .array(writes)]), context: context) {
-        case .ok: return nil
-        case .failed(let status): return status
+    /// RunQuery: the documents of the answer, each turned into `T` as its message arrives.
+    func runQuery<T>(
+        _ build: (ProtoArena) -> UnsafeMutablePointer<FSQuery>, context: CallContext,
+        decode: (UnsafePointer<FSDocument>) -> T
+    ) throws(MemoryError) -> [T] {
+        let arena = ProtoArena()
+        let request = arena.runQueryRequest(parent: config.documentsPath, build(arena))
+        var rows: [T] = []
+        let status = try rpc.call(.runQuery, request: request, context: context, onAttempt: { rows = [] }) {
+            (bytes) throws(MemoryError) in
+            defer { answers.reset() }
+            let m = try answers.unpack(
+                bytes, google__firestore__v1__run_query_response__unpack, what: "RunQueryResponse")
+            if let doc = m.pointee.document { rows.append(decode(doc)) }
         }
+        if let status { throw status.error(FirestoreMethod.runQuery.operation) }
+        return rows
+    }
+
+    /// Commit: applies the writes atomically; nil on success, else the status Firestore answered.
+    func commit(_ build: (ProtoArena) -> [UnsafeMutablePointer<FSWrite>], context: CallContext) throws(MemoryError)
+        -> FirestoreStatus?
+    {
+        let arena = ProtoArena()
+        let request = arena.commitRequest(database: config.databasePath, writes: build(arena))
+        return try rpc.call(.commit, request: request, context: context) { _ in }
+    }
+
+    // MARK: - Single documents
+
+    /// What a create needs to know about a document that is in the way.
+    struct Existing {
+        var expired: Bool
+        var sameContent: Bool
+        var version: DocumentVersion?
     }
 
     /// Creates a document that must not exist yet (or replaces it when `upsert`).
@@ -79,32 +100,29 @@ final class FirestoreConnection: StoreConnection {
     /// An existing document blocks the create unless it has expired (it is invisible, so the id is free) or
     /// it is what this very call wrote on an earlier attempt (a retried create meeting its own write).
     func create(
-        name: String, fields: [String: JSONValue], upsert: Bool, kind: String, id: String,
-        isExpired: (JSONValue) -> Bool, sameContent: (JSONValue) -> Bool, context: CallContext
+        name: String, document: (ProtoArena) -> UnsafeMutablePointer<FSDocument>, upsert: Bool, kind: String,
+        id: String, existing inspect: (UnsafePointer<FSDocument>) -> Existing, context: CallContext
     ) throws(MemoryError) {
-        let operation = "firestore.commit"
-        var precondition: JSONValue? = upsert ? nil : Self.mustNotExist
+        let operation = FirestoreMethod.commit.operation
+        var precondition: ProtoArena.Precondition = upsert ? .none : .mustNotExist
         for _ in 0..<3 {
-            guard
-                let status = try commit(
-                    [Self.updateWrite(name: name, fields: fields, precondition: precondition)], context: context)
-            else {
+            guard let status = try commit({ [$0.updateWrite(document($0), precondition)] }, context: context) else {
                 return
             }
-            let retried = rest.lastCallRetried
-            switch status.status {
-            case "ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND":
+            let retried = rpc.lastCallRetried
+            switch status.code {
+            case .alreadyExists, .failedPrecondition, .notFound:
                 guard !upsert else { throw status.error(operation) }
-                guard let existing = try fetch(name, operation: operation, context: context) else {
-                    precondition = Self.mustNotExist  // deleted meanwhile: try again
+                guard let existing = try fetch([name], context: context, decode: inspect)[name] else {
+                    precondition = .mustNotExist  // deleted meanwhile: try again
                     continue
                 }
-                if retried && sameContent(existing) { return }
-                guard isExpired(existing), let unchanged = Self.unchangedSince(existing) else {
+                if retried && existing.sameContent { return }
+                guard existing.expired, let version = existing.version else {
                     throw MemoryError(
                         .duplicate, "\(kind) id \(Validation.show(id)) already exists", operation: operation)
                 }
-                precondition = unchanged
+                precondition = .unchangedSince(version)
             default:
                 throw status.error(operation)
             }
@@ -115,20 +133,20 @@ final class FirestoreConnection: StoreConnection {
 
     /// Deletes an unexpired document; NotFound when it is missing or expired.
     func deleteLive(name: String, kind: String, id: String, context: CallContext) throws(MemoryError) {
-        let operation = "firestore.commit"
+        let operation = FirestoreMethod.commit.operation
         for _ in 0..<3 {
-            guard let doc = try fetch(name, operation: operation, context: context),
-                !(DocumentMapping.expiration(of: doc).map { $0 <= context.now } ?? false)
-            else {
-                throw .notFound("\(kind) \(Validation.show(id)) does not exist")
+            let stored = try fetch([name], mask: ["expiration"], context: context) { doc in
+                (expired: DocumentDecoding.isExpired(doc, at: context.now), version: DocumentDecoding.version(doc))
+            }[name]
+            guard let stored, !stored.expired else { throw .notFound("\(kind) \(Validation.show(id)) not found") }
+            let precondition: ProtoArena.Precondition = stored.version.map { .unchangedSince($0) } ?? .mustExist
+            guard let status = try commit({ [$0.deleteWrite(name: name, precondition)] }, context: context) else {
+                return
             }
-            var write: [String: JSONValue] = ["delete": .string(name)]
-            write["currentDocument"] = Self.unchangedSince(doc) ?? .object(["exists": .bool(true)])
-            guard let status = try commit([.object(write)], context: context) else { return }
-            switch status.status {
-            case "NOT_FOUND" where rest.lastCallRetried: return  // our own earlier attempt deleted it
-            case "NOT_FOUND": throw .notFound("\(kind) \(Validation.show(id)) does not exist")
-            case "FAILED_PRECONDITION": continue  // changed between read and delete: look again
+            switch status.code {
+            case .notFound where rpc.lastCallRetried: return  // our own earlier attempt deleted it
+            case .notFound: throw .notFound("\(kind) \(Validation.show(id)) not found")
+            case .failedPrecondition: continue  // changed between read and delete: look again
             default: throw status.error(operation)
             }
         }
@@ -138,20 +156,23 @@ final class FirestoreConnection: StoreConnection {
     // MARK: - StoreConnection: items
 
     func addMemoryItem(_ item: MemoryItem, upsert: Bool, context: CallContext) throws(MemoryError) {
+        let name = itemName(item.id)
         try create(
-            name: itemName(item.id), fields: DocumentMapping.fields(of: item), upsert: upsert, kind: "memory item",
-            id: item.id,
-            isExpired: { DocumentMapping.item(from: $0).isExpired(at: context.now) },
-            sameContent: { DocumentMapping.item(from: $0) == item }, context: context)
+            name: name, document: { $0.document(item, name: name) }, upsert: upsert, kind: "memory item", id: item.id,
+            existing: { doc in
+                let stored = DocumentDecoding.item(doc)
+                return Existing(
+                    expired: stored.isExpired(at: context.now), sameContent: stored == item,
+                    version: DocumentDecoding.version(doc))
+            }, context: context)
     }
 
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem {
-        guard let doc = try fetch(itemName(id), operation: "firestore.batchGet", context: context) else {
-            throw .notFound("memory item \(Validation.show(id)) does not exist")
-        }
-        let item = DocumentMapping.item(from: doc)
-        guard !item.isExpired(at: context.now) else {
-            throw .notFound("memory item \(Validation.show(id)) does not exist (expired)")
+        let name = itemName(id)
+        guard let item = try fetch([name], context: context, decode: { DocumentDecoding.item($0) })[name],
+            !item.isExpired(at: context.now)
+        else {
+            throw .notFound("memory item \(Validation.show(id)) not found")
         }
         return item
     }
@@ -163,20 +184,23 @@ final class FirestoreConnection: StoreConnection {
     // MARK: - StoreConnection: agent data
 
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError) {
+        let name = agentName(data.id)
         try create(
-            name: agentName(data.id), fields: DocumentMapping.fields(of: data), upsert: false, kind: "agent data",
-            id: data.id,
-            isExpired: { DocumentMapping.agentData(from: $0).isExpired(at: context.now) },
-            sameContent: { DocumentMapping.agentData(from: $0) == data }, context: context)
+            name: name, document: { $0.document(data, name: name) }, upsert: false, kind: "agent data", id: data.id,
+            existing: { doc in
+                let stored = DocumentDecoding.agentData(doc)
+                return Existing(
+                    expired: stored.isExpired(at: context.now), sameContent: stored == data,
+                    version: DocumentDecoding.version(doc))
+            }, context: context)
     }
 
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData {
-        guard let doc = try fetch(agentName(id), operation: "firestore.batchGet", context: context) else {
-            throw .notFound("agent data \(Validation.show(id)) does not exist")
-        }
-        let data = DocumentMapping.agentData(from: doc)
-        guard !data.isExpired(at: context.now) else {
-            throw .notFound("agent data \(Validation.show(id)) does not exist (expired)")
+        let name = agentName(id)
+        guard let data = try fetch([name], context: context, decode: DocumentDecoding.agentData)[name],
+            !data.isExpired(at: context.now)
+        else {
+            throw .notFound("agent data \(Validation.show(id)) not found")
         }
         return data
     }
@@ -185,17 +209,17 @@ final class FirestoreConnection: StoreConnection {
 
     func health(context: CallContext) -> BackendHealth {
         let start = monotonicNanos()
-        var details: [String: JSONValue] = [:]
+        var details: [String: JSONValue] = [
+            "project_id": .string(config.projectID), "database": .string(config.database),
+            "endpoint": .string(config.endpointDescription), "batch_size": .number(Double(config.batchSize)),
+        ]
         var failure: MemoryError?
         // The cheapest round trip that exercises auth and the database: a read of a document that never exists.
         do throws(MemoryError) {
             let probe = CallContext(
                 deadline: min(context.deadline, .after(milliseconds: UInt64(max(1, config.requestTimeoutMs)))),
                 now: context.now)
-            let body = JSONValue.object(["documents": .array([.string(itemName("memoryd-health-probe"))])])
-            if case .failed(let status) = try rest.call("batchGet", body: body, context: probe, retry: false) {
-                failure = status.error("firestore.batchGet")
-            }
+            _ = try fetch([itemName("memoryd-health-probe")], context: probe, retry: false) { _ in true }
         } catch {
             failure = error
         }
@@ -205,9 +229,10 @@ final class FirestoreConnection: StoreConnection {
         details["firestore_error"] = .string(failure?.message ?? "")
         details["circuit_state"] = .string(state.rawValue)
         details["retries_total"] = .number(Double(shared.retries.load(ordering: .relaxed)))
+        // The backend's last error (statistics) is this very failure most of the time: say it once.
+        if let failure, shared.lastError == failure.message { details["firestore_last_error"] = .string("") }
         if let failure {
-            return BackendHealth(
-                status: .unhealthy, reason: "Firestore unreachable: \(failure.message)", details: details)
+            return BackendHealth(status: .unhealthy, reason: failure.message, details: details)
         }
         if state == .halfOpen {
             return BackendHealth(status: .degraded, reason: "circuit breaker half-open", details: details)

@@ -46,6 +46,7 @@ extension SQLiteConnection {
     }
 
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
+        if query.agentID.isEmpty { return try listAllAgentData(query, context: context) }
         var sql = "SELECT \(Rows.agentDataColumns) FROM agent_data WHERE agent_id = ? AND \(Rows.unexpired)"
         var values: [SQLValue] = [.text(query.agentID), .integer(context.now.microseconds)]
         if !query.dataType.isEmpty {

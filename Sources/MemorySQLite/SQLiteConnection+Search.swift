@@ -19,7 +19,9 @@ extension SQLiteConnection {
             // Dropping after the top-k is the same as filtering first: min_score only removes the worst.
             if let minScore = query.minScore, hit.score < minScore { continue }
             // Deleted since the scan (a writer won the race): skip it rather than fail the search.
-            guard let item = try fetchItem(id: hit.id, now: now), item.userID == query.userID else { continue }
+            guard let item = try fetchItem(id: hit.id, now: now, embedding: !query.excludeEmbeddings),
+                item.userID == query.userID
+            else { continue }
             results.append(ScoredItem(item: item, score: hit.score))
         }
         return results

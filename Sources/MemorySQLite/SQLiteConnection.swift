@@ -161,7 +161,7 @@ final class SQLiteConnection: StoreConnection {
 
     func conversationHistory(_ query: HistoryQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
         var sql =
-            "SELECT \(Rows.itemColumns) FROM memory_items WHERE user_id = ? AND item_type = ? AND \(Rows.unexpired)"
+            "SELECT \(Self.itemColumns(embedding: !query.excludeEmbeddings)) FROM memory_items WHERE user_id = ? AND item_type = ? AND \(Rows.unexpired)"
         var values: [SQLValue] = [.text(query.userID), .text(query.itemType), .integer(context.now.microseconds)]
         if !query.sessionID.isEmpty {
             sql += " AND session_id = ?"

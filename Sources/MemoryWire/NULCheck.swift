@@ -60,6 +60,10 @@ extension MethodRequest {
             for (name, s) in [("agent_id", r.agentID), ("data_type", r.dataType), ("page_token", r.pageToken)]
             where nul(s) { return name }
             return nil
+        case .listMemoryItems(let r):
+            for (name, s) in [("user_id", r.userID), ("item_type", r.itemType), ("page_token", r.pageToken)]
+            where nul(s) { return name }
+            return nil
         }
     }
 }

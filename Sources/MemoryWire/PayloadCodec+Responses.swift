@@ -105,6 +105,15 @@ extension PayloadCodec {
                 p.pointee.firestore = h.firestore ? 1 : 0
                 p.pointee.details = a.structValue(h.details)
             }
+        case .listMemoryItems(let page):
+            return build(
+                Orchestra__Memory__V1__ListMemoryItemsResponse.self,
+                orchestra__memory__v1__list_memory_items_response__init
+            ) { a, p in
+                p.pointee.n_items = page.items.count
+                p.pointee.items = a.messages(page.items) { a.memoryItem($0) }
+                p.pointee.next_page_token = a.string(page.nextPageToken)
+            }
         case .getMetrics(let text):
             return build(
                 Orchestra__Memory__V1__GetMetricsResponse.self, orchestra__memory__v1__get_metrics_response__init
@@ -226,6 +235,19 @@ extension PayloadCodec {
                     HealthReport(
                         status: try readString(m.pointee.status, field: "status"), firestore: m.pointee.firestore != 0,
                         details: try readStruct(m.pointee.details, field: "details")))
+            }
+        case .listMemoryItems:
+            return try unpack(
+                bytes, orchestra__memory__v1__list_memory_items_response__unpack, what: pre + "ListMemoryItemsResponse"
+            ) { (m) throws(MemoryError) in
+                var items: [MemoryItem] = []
+                try forEach(m.pointee.items, m.pointee.n_items) { (i, p) throws(MemoryError) in
+                    items.append(try readMemoryItem(p, field: "items[\(i)]"))
+                }
+                return .listMemoryItems(
+                    Page(
+                        items: items, nextPageToken: try readString(m.pointee.next_page_token, field: "next_page_token")
+                    ))
             }
         case .getMetrics:
             return try unpack(

@@ -97,7 +97,8 @@ public enum PayloadCodec {
                         sessionID: try readString(r.session_id, field: "session_id"),
                         limit: r.limit, itemType: try readString(r.item_type, field: "item_type"),
                         filters: try readStruct(r.filters, field: "filters"),
-                        pageToken: try readString(r.page_token, field: "page_token")))
+                        pageToken: try readString(r.page_token, field: "page_token"),
+                        excludeEmbeddings: r.exclude_embeddings != 0))
             }
         case .semanticSearch:
             return try unpack(
@@ -109,7 +110,8 @@ public enum PayloadCodec {
                     queryEmbedding: readFloats(r.query_embedding, r.n_query_embedding),
                     persona: try readString(r.persona, field: "persona"),
                     sessionID: try readString(r.session_id, field: "session_id"),
-                    topK: r.top_k, minScore: r.min_score.map { $0.pointee.value })
+                    topK: r.top_k, minScore: r.min_score.map { $0.pointee.value },
+                    excludeEmbeddings: r.exclude_embeddings != 0)
                 q.measure = Int32(bitPattern: UInt32(truncatingIfNeeded: r.measure.rawValue))
                 return .semanticSearch(q)
             }
@@ -139,7 +141,19 @@ public enum PayloadCodec {
                     ListAgentDataRequest(
                         agentID: try readString(m.pointee.agent_id, field: "agent_id"),
                         dataType: try readString(m.pointee.data_type, field: "data_type"),
-                        limit: m.pointee.limit, pageToken: try readString(m.pointee.page_token, field: "page_token")))
+                        limit: m.pointee.limit, pageToken: try readString(m.pointee.page_token, field: "page_token"),
+                        allAgents: m.pointee.all_agents != 0))
+            }
+        case .listMemoryItems:
+            return try unpack(
+                bytes, orchestra__memory__v1__list_memory_items_request__unpack, what: pre + "ListMemoryItemsRequest"
+            ) { (m) throws(MemoryError) in
+                .listMemoryItems(
+                    ListMemoryItemsRequest(
+                        userID: try readString(m.pointee.user_id, field: "user_id"),
+                        itemType: try readString(m.pointee.item_type, field: "item_type"),
+                        limit: m.pointee.limit, pageToken: try readString(m.pointee.page_token, field: "page_token"),
+                        excludeEmbeddings: m.pointee.exclude_embeddings != 0))
             }
         case .cleanupExpiredItems:
             return try unpack(
@@ -209,6 +223,7 @@ public enum PayloadCodec {
                 p.pointee.item_type = a.string(r.itemType)
                 p.pointee.filters = a.optionalStruct(r.filters)
                 p.pointee.page_token = a.string(r.pageToken)
+                p.pointee.exclude_embeddings = r.excludeEmbeddings ? 1 : 0
             }
         case .semanticSearch(let r):
             return build(
@@ -228,6 +243,7 @@ public enum PayloadCodec {
                 }
                 p.pointee.measure = Orchestra__Memory__V1__DistanceMeasure(
                     rawValue: numericCast(UInt32(bitPattern: r.measure)))
+                p.pointee.exclude_embeddings = r.excludeEmbeddings ? 1 : 0
             }
         case .checkDuplicate(let item):
             return build(
@@ -256,6 +272,18 @@ public enum PayloadCodec {
                 p.pointee.data_type = a.string(r.dataType)
                 p.pointee.limit = r.limit
                 p.pointee.page_token = a.string(r.pageToken)
+                p.pointee.all_agents = r.allAgents ? 1 : 0
+            }
+        case .listMemoryItems(let r):
+            return build(
+                Orchestra__Memory__V1__ListMemoryItemsRequest.self,
+                orchestra__memory__v1__list_memory_items_request__init
+            ) { a, p in
+                p.pointee.user_id = a.string(r.userID)
+                p.pointee.item_type = a.string(r.itemType)
+                p.pointee.limit = r.limit
+                p.pointee.page_token = a.string(r.pageToken)
+                p.pointee.exclude_embeddings = r.excludeEmbeddings ? 1 : 0
             }
         }
     }

@@ -26,6 +26,9 @@ final class FirestoreFaultTests: XCTestCase {
                 "MEMORYD_WORKERS": "2",
             ], backend: "firestore")
         defer {
+            if (testRun?.failureCount ?? 0) + (testRun?.unexpectedExceptionCount ?? 0) > 0 {
+                print("daemon log:\n\(daemon.log(tail: 6000))")
+            }
             _ = daemon.stop()
             daemon.removeDirectory()
         }

@@ -13,7 +13,7 @@ final class MethodsTests: XCTestCase {
     var backend = ""
 
     /// Runs `check` against a fresh daemon on each selected backend.
-    private func eachBackend(_ check: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) throws {
+    func eachBackend(_ check: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) throws {
         for b in Backends.selected {
             backend = b
             daemon = try startDaemon(backend: b)

@@ -49,11 +49,53 @@ final class FirestoreResilienceTests: FirestoreTestCase {
 
         // Back on the same port (the emulator keeps data in memory, so the item is gone).
         try emulator.ensureRunning()
+        // A restarted emulator answers HTTP before its gRPC side is warm: its first gRPC call can take many
+        // seconds on a loaded machine. Warm it with a connection of another backend (its own breaker).
+        let warm = try makeBackend { $0.requestTimeoutMs = 60_000 }.makeConnection()
+        assertError(.notFound, try warm.getMemoryItem(id: "mem_before", context: context(timeoutMs: 60_000)))
+        warm.close()
         usleep(1_100_000)
         XCTAssertEqual(backend.statistics()["circuit_state"], .string("half_open"))
         assertError(.notFound, try conn.getMemoryItem(id: "mem_before", context: context()))
         XCTAssertEqual(backend.statistics()["circuit_state"], .string("closed"))
         XCTAssertEqual(conn.health(context: context()).status, .healthy)
+    }
+
+    /// Through the fault proxy: each HTTP/2-level fault gives its typed error within the call's deadline, and
+    /// the same connection works again right after.
+    func testFaultsThroughTheProxyThenTheConnectionRecovers() throws {
+        // The emulator's first write to a collection can take seconds: make it directly, with time to spare.
+        let direct = try makeBackend().makeConnection()
+        try direct.addMemoryItem(item("mem_proxy"), upsert: false, context: context())
+        direct.close()
+        let proxy = try FaultProxy(upstreamPort: emulator.port)
+        defer { proxy.stop() }
+        let backend = try makeBackend {
+            $0.emulatorHost = proxy.hostPort
+            $0.requestTimeoutMs = 800
+            $0.maxRetries = 1
+            $0.failureThreshold = 1000
+        }
+        let conn = try backend.makeConnection()
+        defer { conn.close() }
+        XCTAssertEqual(try conn.getMemoryItem(id: "mem_proxy", context: context()).id, "mem_proxy")
+        for (mode, expected) in [
+            (FaultProxy.Mode.hang, ErrorType.connection), (.http(503), .connection), (.http(429), .operation),
+            (.reset, .connection), (.latency(ms: 50), nil),
+        ] {
+            proxy.mode = mode
+            let start = monotonicNanos()
+            do {
+                _ = try conn.getMemoryItem(id: "mem_proxy", context: context(timeoutMs: 3000))
+                XCTAssertNil(expected, "\(mode) must fail")
+            } catch {
+                XCTAssertEqual(error.type, expected, "\(mode): \(error)")
+            }
+            XCTAssertLessThan(Double(monotonicNanos() - start) / 1e6, 3200, "\(mode): within the deadline")
+            proxy.mode = .pass
+            XCTAssertEqual(try conn.getMemoryItem(id: "mem_proxy", context: context(timeoutMs: 3000)).id, "mem_proxy")
+        }
+        XCTAssertGreaterThan(proxy.faulted, 0)
     }
 
     func testDeadlineBoundsRetries() throws {

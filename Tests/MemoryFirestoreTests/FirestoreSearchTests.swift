@@ -61,6 +61,38 @@ final class FirestoreSearchTests: FirestoreTestCase {
         XCTAssertEqual(none.count, 0)
     }
 
+    /// findNearest asks for exactly top_k; only when expired rows took slots is it asked again, for the
+    /// slots they took.
+    func testExactTopKAsksAgainOnlyForSlotsTakenByExpiredRows() throws {
+        let dim = 8
+        let backend = try makeBackend(dimension: dim)
+        let conn = try XCTUnwrap(try backend.makeConnection() as? FirestoreConnection)
+        defer { conn.close() }
+        let now = Timestamp.now()
+        let query = randomVector(dim)
+        var items = (0..<20).map { item("mem_k\($0)", embedding: randomVector(dim)) }
+        // The three nearest to the query have expired.
+        for j in 0..<3 {
+            items.append(
+                item(
+                    "mem_stale\(j)", embedding: query.map { $0 + Float(j) * 1e-3 }, expiration: now.adding(seconds: -1))
+            )
+        }
+        XCTAssertEqual(try conn.addMemoryItems(items, upsert: false, context: context()).compactMap { $0 }.count, 0)
+
+        let q = SearchQuery(userID: "u1", embedding: query, topK: 5, measure: .euclidean)
+        let got = try conn.semanticSearch(q, context: context(now: now))
+        XCTAssertEqual(got.map(\.item.id), bruteForce(items, q, now: now).map(\.item.id))
+        XCTAssertEqual(conn.lastSearchLimits, [5, 8], "top_k, then top_k + the 3 slots the expired rows took")
+
+        // Nothing expired among the nearest: one query of exactly top_k.
+        let far = SearchQuery(userID: "u1", embedding: query.map { -$0 }, topK: 4, measure: .euclidean)
+        XCTAssertEqual(
+            try conn.semanticSearch(far, context: context(now: now)).map(\.item.id),
+            bruteForce(items, far, now: now).map(\.item.id))
+        XCTAssertEqual(conn.lastSearchLimits, [4])
+    }
+
     private func bruteForce(_ items: [MemoryItem], _ q: SearchQuery, now: Timestamp) -> [ScoredItem] {
         var out: [ScoredItem] = []
         for item in items {

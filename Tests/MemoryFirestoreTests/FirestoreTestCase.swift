@@ -73,7 +73,7 @@ func randomVector(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -1.
 extension FirestoreEmulator {
     /// A plain REST GET of a document, as any other Firestore client would do it.
     func getDocument(project: String, path: String) throws -> (Int, JSONValue?) {
-        let client = try HTTPClient(preferHTTP2: false)
+        let client = try HTTPClient()
         let r = try client.request(
             .get, url: "http://\(hostPort)/v1/projects/\(project)/databases/(default)/documents/\(path)",
             headers: ["Authorization: Bearer owner"], timeoutMs: 5000)

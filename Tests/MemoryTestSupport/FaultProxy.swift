@@ -4,20 +4,31 @@ import Foundation
 import Glibc
 #endif
 
-/// A fault-injecting TCP proxy on 127.0.0.1 in front of an HTTP/1.1 server (the Firestore emulator), for
-/// tests of the Firestore backend's timeouts, retries and circuit breaker. The fault applies to each HTTP
-/// request as it arrives, so kept-alive connections see mode changes at once.
+/// A fault-injecting TCP proxy on 127.0.0.1 in front of the Firestore emulator, for tests of the Firestore
+/// backend's timeouts, retries and circuit breaker.
+///
+/// memoryd speaks gRPC over HTTP/2 without TLS (h2c), all calls of a worker multiplexed on one kept-alive
+/// connection, so the proxy reads HTTP/2 frames (not HPACK-decoded headers) in both directions and applies
+/// the fault to each request as its HEADERS frame opens a new stream; kept-alive connections see mode
+/// changes at once. A request that is faulted never reaches the emulator whole: its HEADERS frame is passed
+/// on (the emulator's header decoder must stay in step with memoryd's encoder) and followed at once by a
+/// RST_STREAM, its body is dropped, and anything the emulator still sends on that stream is dropped too.
+/// To make dropping the emulator's header blocks safe, the proxy sets memoryd's SETTINGS_HEADER_TABLE_SIZE
+/// to 0 on the way, so the emulator never indexes response headers; and it gives back the flow-control
+/// credit of every dropped DATA frame with a connection WINDOW_UPDATE, so the connection never stalls.
+/// Connections that do not start with the HTTP/2 preface (a plain HTTP/1 probe) are passed through as bytes.
 public final class FaultProxy: @unchecked Sendable {
     public enum Mode: Sendable, Equatable {
         /// Forward both ways.
         case pass
-        /// Forward after sleeping this long per request.
+        /// Forward each request after sleeping this long.
         case latency(ms: Int)
-        /// Reset the connection (RST) when a request arrives.
+        /// Reset the TCP connection (RST) when a request arrives.
         case reset
-        /// Read requests and never answer, never close.
+        /// Take requests and never answer them, never close.
         case hang
-        /// Answer every request with this HTTP status and a Google-style error body.
+        /// Answer every request as a server in that HTTP state would in gRPC: 503 → UNAVAILABLE (14),
+        /// 429 → RESOURCE_EXHAUSTED (8), anything else INTERNAL (13), as a trailers-only answer.
         case http(Int)
     }
 
@@ -141,32 +152,179 @@ public final class FaultProxy: @unchecked Sendable {
         return true
     }
 
-    /// The length of the first complete HTTP request in `buf`, or nil while it is incomplete.
-    private static func requestLength(_ buf: [UInt8]) -> Int? {
-        guard buf.count >= 4 else { return nil }
-        var headerEnd: Int?
-        for i in 0...(buf.count - 4) where buf[i] == 13 && buf[i + 1] == 10 && buf[i + 2] == 13 && buf[i + 3] == 10 {
-            headerEnd = i + 4
-            break
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+
+    /// HTTP/2 frame types and flags the proxy looks at (RFC 9113 §6).
+    enum Frame {
+        static let data: UInt8 = 0, headers: UInt8 = 1, rstStream: UInt8 = 3, settings: UInt8 = 4
+        static let windowUpdate: UInt8 = 8, continuation: UInt8 = 9
+        static let endStream: UInt8 = 0x1, endHeaders: UInt8 = 0x4, ack: UInt8 = 0x1
+
+        static func make(type: UInt8, flags: UInt8, stream: UInt32, payload: [UInt8]) -> [UInt8] {
+            let n = payload.count
+            return [
+                UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF), type, flags,
+                UInt8(stream >> 24 & 0x7F), UInt8(stream >> 16 & 0xFF), UInt8(stream >> 8 & 0xFF), UInt8(stream & 0xFF),
+            ] + payload
         }
-        guard let headerEnd else { return nil }
-        let head = String(decoding: buf[0..<headerEnd], as: UTF8.self).lowercased()
-        var body = 0
-        // (Split with Foundation: in Swift "\r\n" is one Character.)
-        for line in head.components(separatedBy: "\r\n") where line.hasPrefix("content-length:") {
-            body = Int(line.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+
+        static func u32(_ v: UInt32) -> [UInt8] {
+            [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
         }
-        return buf.count >= headerEnd + body ? headerEnd + body : nil
+
+        /// A connection-level WINDOW_UPDATE returning `n` bytes of credit.
+        static func windowUpdate(_ n: Int) -> [UInt8] {
+            make(type: windowUpdate, flags: 0, stream: 0, payload: u32(UInt32(n)))
+        }
+
+        /// RST_STREAM with CANCEL (8).
+        static func cancel(_ stream: UInt32) -> [UInt8] {
+            make(type: rstStream, flags: 0, stream: stream, payload: u32(8))
+        }
+
+        /// A gRPC trailers-only answer: `:status 200`, `content-type: application/grpc`, `grpc-status`,
+        /// `grpc-message`, with END_STREAM. HPACK without the dynamic table or Huffman coding (RFC 7541
+        /// §6.1: indexed `:status: 200` is static entry 8; §6.2.2: literals without indexing).
+        static func grpcStatus(_ stream: UInt32, code: Int, message: String) -> [UInt8] {
+            func string(_ s: String) -> [UInt8] { [UInt8(s.utf8.count)] + Array(s.utf8) }
+            var block: [UInt8] = [0x88]
+            block += [0x0F, 31 - 15] + string("application/grpc")  // name: static entry 31, content-type
+            block += [0x00] + string("grpc-status") + string(String(code))
+            block += [0x00] + string("grpc-message") + string(message)
+            return make(type: headers, flags: endStream | endHeaders, stream: stream, payload: block)
+        }
+
+        /// A client SETTINGS frame with SETTINGS_HEADER_TABLE_SIZE (1) set to 0.
+        static func withoutHeaderTable(_ payload: [UInt8], flags: UInt8) -> [UInt8] {
+            var p = payload
+            var found = false
+            var i = 0
+            while i + 6 <= p.count {
+                if p[i] == 0 && p[i + 1] == 1 {
+                    p.replaceSubrange((i + 2)..<(i + 6), with: [0, 0, 0, 0])
+                    found = true
+                }
+                i += 6
+            }
+            if !found { p += [0, 1, 0, 0, 0, 0] }
+            return make(type: settings, flags: flags, stream: 0, payload: p)
+        }
+    }
+
+    /// What the proxy does with one stream that a fault took over.
+    private enum Blackhole {
+        case hang
+        case answer(code: Int)
     }
 
     private func serve(_ client: Int32) {
         var upstream: Int32 = -1
-        var pending: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
         defer {
             close(client)
             if upstream >= 0 { close(upstream) }
         }
+        // Client bytes not yet handled (whole frames only), upstream bytes likewise.
+        var fromClient: [UInt8] = []
+        var fromUpstream: [UInt8] = []
+        var http2: Bool?
+        var lastStream: UInt32 = 0
+        var blackholed: [UInt32: Blackhole] = [:]
+
+        /// Handles whole frames from the client; false ends the connection.
+        func clientFrames() -> Bool {
+            var toUpstream: [UInt8] = []
+            var toClient: [UInt8] = []
+            var off = 0
+            defer { fromClient.removeFirst(off) }
+            while fromClient.count - off >= 9 {
+                let len = Int(fromClient[off]) << 16 | Int(fromClient[off + 1]) << 8 | Int(fromClient[off + 2])
+                guard fromClient.count - off >= 9 + len else { break }
+                let type = fromClient[off + 3], flags = fromClient[off + 4]
+                let stream =
+                    UInt32(fromClient[off + 5] & 0x7F) << 24 | UInt32(fromClient[off + 6]) << 16
+                    | UInt32(fromClient[off + 7]) << 8 | UInt32(fromClient[off + 8])
+                let frame = Array(fromClient[off..<(off + 9 + len)])
+                off += 9 + len
+                if type == Frame.settings && stream == 0 && flags & Frame.ack == 0 {
+                    toUpstream += Frame.withoutHeaderTable(Array(frame[9...]), flags: flags)
+                    continue
+                }
+                if type == Frame.headers && stream > lastStream {
+                    // A new request.
+                    lastStream = stream
+                    let mode = lock.withLock { () -> Mode in
+                        _requests += 1
+                        switch _mode {
+                        case .pass, .latency: break
+                        default: _faulted += 1
+                        }
+                        return _mode
+                    }
+                    switch mode {
+                    case .pass:
+                        break
+                    case .latency(let ms):
+                        guard sendAll(upstream, toUpstream) else { return false }
+                        toUpstream = []
+                        usleep(UInt32(ms) * 1000)
+                    case .reset:
+                        var l = linger(l_onoff: 1, l_linger: 0)
+                        setsockopt(client, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+                        return false
+                    case .hang:
+                        blackholed[stream] = .hang
+                    case .http(let status):
+                        blackholed[stream] = .answer(code: status == 503 ? 14 : status == 429 ? 8 : 13)
+                    }
+                }
+                guard let fault = blackholed[stream] else {
+                    toUpstream += frame
+                    continue
+                }
+                switch type {
+                case Frame.headers, Frame.continuation:
+                    // The header block goes on (HPACK state), then the stream is cancelled before any body.
+                    toUpstream += frame
+                    if flags & Frame.endHeaders != 0 {
+                        toUpstream += Frame.cancel(stream)
+                        if case .answer(let code) = fault {
+                            toClient += Frame.grpcStatus(stream, code: code, message: "injected by FaultProxy")
+                        }
+                    }
+                case Frame.data:
+                    if len > 0 { toClient += Frame.windowUpdate(len) }
+                default:
+                    break  // RST_STREAM, WINDOW_UPDATE, PRIORITY of a stream the emulator no longer has
+                }
+            }
+            return sendAll(upstream, toUpstream) && sendAll(client, toClient)
+        }
+
+        /// Handles whole frames from the emulator; false ends the connection.
+        func upstreamFrames() -> Bool {
+            var toClient: [UInt8] = []
+            var toUpstream: [UInt8] = []
+            var off = 0
+            defer { fromUpstream.removeFirst(off) }
+            while fromUpstream.count - off >= 9 {
+                let len = Int(fromUpstream[off]) << 16 | Int(fromUpstream[off + 1]) << 8 | Int(fromUpstream[off + 2])
+                guard fromUpstream.count - off >= 9 + len else { break }
+                let type = fromUpstream[off + 3]
+                let stream =
+                    UInt32(fromUpstream[off + 5] & 0x7F) << 24 | UInt32(fromUpstream[off + 6]) << 16
+                    | UInt32(fromUpstream[off + 7]) << 8 | UInt32(fromUpstream[off + 8])
+                let frame = fromUpstream[off..<(off + 9 + len)]
+                off += 9 + len
+                if stream != 0, blackholed[stream] != nil {
+                    if type == Frame.data && len > 0 { toUpstream += Frame.windowUpdate(len) }
+                    continue
+                }
+                toClient += frame
+            }
+            return sendAll(client, toClient) && sendAll(upstream, toUpstream)
+        }
+
         while !lock.withLock({ stopped }) {
             var fds = [
                 pollfd(fd: client, events: Int16(POLLIN), revents: 0),
@@ -177,9 +335,10 @@ public final class FaultProxy: @unchecked Sendable {
             if rc <= 0 { continue }
             if upstream >= 0, fds[1].revents != 0 {
                 let n = recv(upstream, &buf, buf.count, 0)
-                if n <= 0 {
-                    close(upstream)
-                    upstream = -1
+                if n <= 0 { return }
+                if http2 == true {
+                    fromUpstream += buf[0..<n]
+                    guard upstreamFrames() else { return }
                 } else if !sendAll(client, Array(buf[0..<n])) {
                     return
                 }
@@ -187,38 +346,29 @@ public final class FaultProxy: @unchecked Sendable {
             guard fds[0].revents != 0 else { continue }
             let n = recv(client, &buf, buf.count, 0)
             if n <= 0 { return }
-            pending += buf[0..<n]
-            // Whole requests only: a fault answers (or drops) exactly one request.
-            while let len = Self.requestLength(pending) {
-                let request = Array(pending[0..<len])
-                pending.removeFirst(len)
-                let mode = lock.withLock { () -> Mode in
-                    _requests += 1
-                    switch _mode {
-                    case .pass, .latency: break
-                    default: _faulted += 1
-                    }
-                    return _mode
-                }
-                switch mode {
-                case .pass, .latency:
-                    if case .latency(let ms) = mode { usleep(UInt32(ms) * 1000) }
-                    if upstream < 0 { upstream = connectUpstream() }
-                    guard upstream >= 0, sendAll(upstream, request) else { return }
-                case .reset:
-                    var l = linger(l_onoff: 1, l_linger: 0)
-                    setsockopt(client, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-                    return
-                case .hang:
+            fromClient += buf[0..<n]
+            if http2 == nil {
+                // HTTP/2 with prior knowledge starts with the preface; anything else is passed through.
+                let k = min(fromClient.count, Self.preface.count)
+                if Array(fromClient[0..<k]) != Array(Self.preface[0..<k]) {
+                    http2 = false
+                } else if fromClient.count >= Self.preface.count {
+                    http2 = true
+                } else {
                     continue
-                case .http(let status):
-                    let name = status == 429 ? "RESOURCE_EXHAUSTED" : status == 503 ? "UNAVAILABLE" : "INTERNAL"
-                    let body =
-                        "{\"error\":{\"code\":\(status),\"status\":\"\(name)\",\"message\":\"injected by FaultProxy\"}}"
-                    let reply =
-                        "HTTP/1.1 \(status) Injected\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                    guard sendAll(client, Array(reply.utf8)) else { return }
                 }
+                upstream = connectUpstream()
+                guard upstream >= 0 else { return }
+                if http2 == true {
+                    guard sendAll(upstream, Self.preface) else { return }
+                    fromClient.removeFirst(Self.preface.count)
+                }
+            }
+            if http2 == true {
+                guard clientFrames() else { return }
+            } else {
+                guard sendAll(upstream, fromClient) else { return }
+                fromClient = []
             }
         }
     }

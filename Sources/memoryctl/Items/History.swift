@@ -23,6 +23,7 @@ struct History: ParsableCommand {
     var filter: [String] = []
     @Option(help: "Continue after a previous page.") var pageToken: String = ""
     @Flag(help: "Do not shorten the text.") var full = false
+    @Flag(help: "Include the embeddings (left out unless asked for; they show with --json).") var embeddings = false
 
     func run() throws {
         try globals.run { console in
@@ -32,7 +33,7 @@ struct History: ParsableCommand {
             let page = try client.conversationHistory(
                 HistoryRequest(
                     userID: user, sessionID: session, limit: limit,
-                    itemType: type, filters: filters, pageToken: pageToken))
+                    itemType: type, filters: filters, pageToken: pageToken, excludeEmbeddings: !embeddings))
             if console.json {
                 console.document(
                     .object([

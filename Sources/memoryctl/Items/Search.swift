@@ -35,6 +35,7 @@ struct Search: ParsableCommand {
     @Option(help: "Drop results scoring below this.") var minScore: Double?
     @Option(help: "cosine, dot or euclidean.") var measure: Measure = .cosine
     @Flag(help: "Do not shorten the text.") var full = false
+    @Flag(help: "Include the embeddings (left out unless asked for; they show with --json).") var embeddings = false
 
     func validate() throws {
         if embedding == nil && embeddingFile == nil {
@@ -54,7 +55,7 @@ struct Search: ParsableCommand {
                 SearchRequest(
                     userID: user, queryEmbedding: query, persona: persona,
                     sessionID: session, topK: topK, minScore: minScore,
-                    measure: measure.distance))
+                    measure: measure.distance, excludeEmbeddings: !embeddings))
             if console.json {
                 console.document(
                     .object([
