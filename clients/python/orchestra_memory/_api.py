@@ -13,6 +13,7 @@ import functools
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _decode
 from . import models as m
 from ._proto.orchestra.memory.v1 import memory_pb2, service_pb2
 from ._wire import Method, varint
@@ -111,25 +112,12 @@ def _item_results(payload: bytes) -> List[ItemResult]:
     return [ItemResult(x.id, error_from_status(x.status) if x.status.code != 0 else None) for x in r.results]
 
 
-def _item(payload: bytes) -> MemoryItem:
-    return m.item_from_proto(service_pb2.GetMemoryItemResponse.FromString(payload).item)
-
-
 def _nothing(payload: bytes) -> None:
     return None
 
 
-def _history_page(payload: bytes) -> Page:
-    r = service_pb2.GetConversationHistoryResponse.FromString(payload)
-    return Page([m.item_from_proto(x) for x in r.items], r.next_page_token)
-
-
-def _scored(payload: bytes) -> List[Tuple[MemoryItem, float]]:
-    return [(m.item_from_proto(x.item), x.score) for x in service_pb2.SemanticSearchResponse.FromString(payload).results]
-
-
 def _items_only(payload: bytes) -> List[MemoryItem]:
-    return [m.item_from_proto(x.item) for x in service_pb2.SemanticSearchResponse.FromString(payload).results]
+    return [item for item, _ in _decode.search_response(payload)]
 
 
 def _duplicate_id(payload: bytes) -> Optional[str]:
@@ -201,7 +189,7 @@ def add_memory_items(self: Any, items: Iterable[MemoryItem], *, upsert: bool = F
 
 def get_memory_item(self: Any, item_id: str, *, timeout: Optional[float] = None) -> MemoryItem:
     """The item with that id. Raises NotFoundError when it does not exist or has expired."""
-    return Call(GET_ITEM, _id_request(item_id, "item_id"), _item, timeout)
+    return Call(GET_ITEM, _id_request(item_id, "item_id"), _decode.get_item_response, timeout)
 
 
 def delete_memory_item(self: Any, item_id: str, *, timeout: Optional[float] = None) -> None:
@@ -232,7 +220,7 @@ def get_conversation_history(
         user_id=user_id or "", session_id=session_id or "", limit=max(int(limit), 0),
         item_type=item_type or "", page_token=page_token or "", exclude_embeddings=exclude_embeddings)
     m.struct_to_proto(filters, req.filters, "filters")
-    return Call(HISTORY, req.SerializeToString(), _history_page, timeout)
+    return Call(HISTORY, req.SerializeToString(), _decode.history_response, timeout)
 
 
 def _search_request(user_id: str, query_embedding: Sequence[float], persona_context: PersonaLike, top_k: int,
@@ -269,7 +257,7 @@ def search_with_scores(
     """
     payload = _search_request(user_id, query_embedding, persona_context, top_k, session_id, min_score, measure,
                               exclude_embeddings)
-    return Call(SEARCH, payload, _scored, timeout)
+    return Call(SEARCH, payload, _decode.search_response, timeout)
 
 
 def semantic_search(
