@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from google.protobuf.message import DecodeError
 
@@ -59,6 +59,8 @@ class AsyncMemoryClient:
         self._metadata_field = encode_metadata(self.metadata)
         self.max_frame_bytes = max_frame_bytes
         self._conn: Optional[Connection] = None
+        # Replaced connections still answering calls they accepted before a GoAway; closed by close().
+        self._draining: List[Connection] = []
         self._connect_lock: Optional[asyncio.Lock] = None
         self._lock_loop: Optional[asyncio.AbstractEventLoop] = None
 
@@ -68,10 +70,12 @@ class AsyncMemoryClient:
         """Closes the connection. Calls still waiting fail with ConnectionError. The client may be used
         again: the next call reconnects."""
         conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
-            if conn.loop is asyncio.get_running_loop():
-                await conn.wait_closed()
+        conns = self._draining + ([conn] if conn is not None else [])
+        self._draining = []
+        for c in conns:
+            c.close()
+            if c.loop is asyncio.get_running_loop():
+                await c.wait_closed()
 
     async def __aenter__(self) -> "AsyncMemoryClient":
         await self.initialize()
@@ -96,6 +100,8 @@ class AsyncMemoryClient:
                 return conn
             if conn is not None and conn.loop is not loop:
                 conn.close("the client moved to another event loop")
+            elif conn is not None and not conn.closed:
+                self._draining = [c for c in self._draining if not c.closed] + [conn]
             timeout = self.connect_timeout
             if deadline is not None:
                 timeout = min(timeout, max(deadline - loop.time(), 0.001))

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import weakref
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
 from google.protobuf.message import DecodeError
 
@@ -54,6 +54,8 @@ class MemoryClient:
         self._metadata_field = encode_metadata(self.metadata)
         self.max_frame_bytes = max_frame_bytes
         self._conn: Optional[BlockingConnection] = None
+        # Replaced connections whose calls (accepted before a GoAway) are still being answered.
+        self._draining: List[BlockingConnection] = []
         self._connect_lock = threading.Lock()
         # A client dropped without close() closes its socket.
         self._finalizer: Optional[weakref.finalize] = None
@@ -65,11 +67,13 @@ class MemoryClient:
         client may be used again: the next call reconnects."""
         with self._connect_lock:
             conn, self._conn = self._conn, None
+            conns = self._draining + ([conn] if conn is not None else [])
+            self._draining = []
             if self._finalizer is not None:
                 self._finalizer.detach()
                 self._finalizer = None
-        if conn is not None:
-            conn.close()
+        for c in conns:
+            c.close()
 
     def __enter__(self) -> "MemoryClient":
         self.initialize()
@@ -96,10 +100,13 @@ class MemoryClient:
             conn = self._conn
             if conn is not None and conn.usable:
                 return conn
-            if conn is not None and conn.in_flight == 0:
-                # Nothing waits on it any more. (A connection with calls still waiting is left to them:
-                # after a GoAway, the calls it accepted are answered before the daemon closes it.)
-                conn.close("replaced by a new connection")
+            if conn is not None:
+                if conn.in_flight == 0:
+                    conn.close("replaced by a new connection")
+                else:
+                    # After a GoAway the calls it accepted are still answered: their threads read it to the
+                    # end and close it then.
+                    self._draining = [c for c in self._draining if not c.closed] + [conn]
             timeout = self.connect_timeout
             if deadline is not None:
                 timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
