@@ -141,26 +141,41 @@ def _list(buf: bytes, pos: int, end: int) -> List[Any]:
 def _struct(buf: bytes, pos: int, end: int) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
     while pos < end:
-        tag, pos = _varint(buf, pos)
-        if tag != 0x0A:  # fields (a map entry)
+        tag = buf[pos]
+        if tag != 0x0A:  # not ``fields`` (a map entry)
+            tag, pos = _varint(buf, pos)
             pos = _skip(buf, pos, tag & 7)
             continue
-        s, pos = _chunk(buf, pos)
+        n = buf[pos + 1]
+        if n < 128:
+            pos += 2
+        else:
+            n, pos = _varint(buf, pos + 1)
+        s = pos
+        pos += n
+        if pos > end:
+            raise _Unexpected("truncated map entry")
         key = ""
         value: Any = None
         has_value = False
         while s < pos:
-            t, s = _varint(buf, s)
-            if t == 0x0A:
-                a, s = _chunk(buf, s)
-                key = buf[a:s].decode()
-            elif t == 0x12:
-                if has_value:
-                    raise _Unexpected("map value repeated")
-                has_value = True
-                a, s = _chunk(buf, s)
-                value = _value(buf, a, s)
+            t = buf[s]
+            if t == 0x0A or t == 0x12:
+                n = buf[s + 1]
+                if n < 128:
+                    s += 2
+                else:
+                    n, s = _varint(buf, s + 1)
+                if t == 0x0A:
+                    key = buf[s:s + n].decode()
+                else:
+                    if has_value:
+                        raise _Unexpected("map value repeated")
+                    has_value = True
+                    value = _value(buf, s, s + n)
+                s += n
             else:
+                t, s = _varint(buf, s)
                 s = _skip(buf, s, t & 7)
         if s != pos:
             raise _Unexpected("truncated map entry")
@@ -189,14 +204,25 @@ def _item(buf: bytes, pos: int, end: int) -> MemoryItem:
     metadata: Dict[str, Any] = {}
     seen = 0
     while pos < end:
-        tag, pos = _varint(buf, pos)
+        tag = buf[pos]
         field = tag >> 3
-        if field > 10:
+        if tag > 127 or field > 10:  # a field this decoder does not know (numbers above 15: long tags)
+            tag, pos = _varint(buf, pos)
+            if tag >> 3 <= 10:
+                raise _Unexpected("overlong tag")
             pos = _skip(buf, pos, tag & 7)
             continue
         if tag & 7 != 2 or field == 0:
             raise _Unexpected(f"field {field} with wire type {tag & 7}")  # e.g. an unpacked embedding
-        s, pos = _chunk(buf, pos)
+        n = buf[pos + 1]
+        if n < 128:
+            pos += 2
+        else:
+            n, pos = _varint(buf, pos + 1)
+        s = pos
+        pos += n
+        if pos > end:
+            raise _Unexpected("truncated item")
         if field == 7:
             text = buf[s:pos].decode()
         elif field == 1:

@@ -32,6 +32,10 @@ def varint(n: int) -> bytes:
     """``n`` (≥ 0) as a protobuf base-128 varint."""
     if n < 128:
         return _SMALL_VARINTS[n]
+    if n < 16384:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if n < 2097152:
+        return bytes((n & 0x7F | 0x80, n >> 7 & 0x7F | 0x80, n >> 14))
     out = bytearray()
     while n >= 128:
         out.append((n & 0x7F) | 0x80)
