@@ -13,6 +13,10 @@ Measured, each call timed alone (one call in flight, one connection, same machin
   answer read with ``recv`` (RESP for Redis, a memoryd frame for memoryd), so the table shows how much of
   each figure is the server and the socket, and how much the client's Python.
 
+``--baseline-client DIR`` adds another copy of orchestra_memory (a directory holding the package, e.g. an
+older commit's ``clients/python``) as ``blocking (baseline)`` and ``async (baseline)``, measured in a child
+process driven round by round like the others.
+
 Every system is warmed first; then ``--rounds`` rounds each run every system for ``--calls`` calls, the
 order rotating from round to round, so that changes in the machine's load hit all systems alike. The
 figures are the medians over rounds of each round's p50 and p99. ``--smoke`` runs a tiny version that
@@ -113,6 +117,59 @@ class RawRedis:
         return data
 
 
+# --- another copy of the client, in a child process -------------------------------------------------------
+
+_CHILD = r"""
+import asyncio, json, sys, time
+from orchestra_memory import AsyncMemoryClient, MemoryClient
+path, item_id = sys.argv[1], sys.argv[2]
+blocking = MemoryClient(path, timeout=30)
+loop = asyncio.new_event_loop()
+aio = AsyncMemoryClient(path, timeout=30)
+ops = {"blocking ping": blocking.ping, "blocking get": lambda: blocking.get_memory_item(item_id)}
+async_ops = {"async ping": aio.ping, "async get": lambda: aio.get_memory_item(item_id)}
+clock = time.perf_counter_ns
+for line in sys.stdin:
+    name, n = line.rsplit(" ", 1)
+    n = int(n)
+    out = [0] * n
+    if name in ops:
+        fn = ops[name]
+        for i in range(n):
+            t = clock(); fn(); out[i] = clock() - t
+    else:
+        make = async_ops[name]
+        async def run():
+            for i in range(n):
+                t = clock(); await make(); out[i] = clock() - t
+        loop.run_until_complete(run())
+    print(json.dumps(out), flush=True)
+"""
+
+
+class Baseline:
+    """Runs calls through another copy of the package in a child process, on request."""
+
+    def __init__(self, package_dir: str, socket_path: str) -> None:
+        import subprocess
+
+        env = dict(os.environ, PYTHONPATH=os.path.abspath(package_dir))
+        self.proc = subprocess.Popen([sys.executable, "-c", _CHILD, socket_path, ITEM.id], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def run(self, name: str, n: int) -> List[int]:
+        self.proc.stdin.write(f"{name} {n}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the baseline client failed on {name}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
 # --- measuring -------------------------------------------------------------------------------------------
 
 def timed(fn: Callable[[], object], n: int) -> List[int]:
@@ -151,6 +208,7 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=3000, help="untimed calls per system first")
     ap.add_argument("--json-out", help="append JSON lines here")
     ap.add_argument("--smoke", action="store_true", help="a few calls: check that everything answers")
+    ap.add_argument("--baseline-client", metavar="DIR", help="another copy of orchestra_memory to measure too")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.calls, args.warmup = 2, 50, 20
@@ -178,6 +236,14 @@ def main() -> int:
         lambda: loop.run_until_complete(aio.get_memory_item(ITEM.id)).text_content == expected_text)
     add("ping", "raw memoryd", lambda n: timed(raw_md.ping, n), lambda: len(raw_md.ping()) > 4)
     add("get", "raw memoryd", lambda n: timed(raw_md.get, n), lambda: expected_text.encode() in raw_md.get())
+
+    baseline = None
+    if args.baseline_client:
+        baseline = Baseline(args.baseline_client, args.memoryd_socket)
+        for op in ("ping", "get"):
+            for kind in ("blocking", "async"):
+                add(op, f"{kind} (baseline)", lambda n, name=f"{kind} {op}": baseline.run(name, n),
+                    lambda name=f"{kind} {op}": len(baseline.run(name, 3)) == 3)
 
     redis_version = "-"
     if args.redis_socket:
@@ -229,7 +295,8 @@ def main() -> int:
     print(f"\n| call | client | p50 µs | p99 µs | p50 vs redis-py |\n|---|---|---:|---:|---:|")
     for op in ("ping", "get"):
         ref = figures.get((op, "redis-py"))
-        for system in ("redis-py", "blocking", "async", "raw redis", "raw memoryd"):
+        for system in ("redis-py", "blocking", "async", "blocking (baseline)", "async (baseline)", "raw redis",
+                       "raw memoryd"):
             if (op, system) not in figures:
                 continue
             p50, p99 = figures[(op, system)]
@@ -251,6 +318,8 @@ def main() -> int:
                 f.write(json.dumps({"kind": "python_client", "op": op, "system": system, "p50_us": p50, "p99_us": p99,
                                     "rounds": args.rounds, "calls": args.calls, "smoke": args.smoke,
                                     "redis_py": redis_version}) + "\n")
+    if baseline is not None:
+        baseline.close()
     blocking.close()
     loop.run_until_complete(aio.close())
     loop.close()

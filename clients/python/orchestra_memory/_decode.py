@@ -70,21 +70,20 @@ def _chunk(buf: bytes, pos: int) -> Tuple[int, int]:
     return pos, end
 
 
-def _int64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
 def _timestamp(buf: bytes, pos: int, end: int) -> datetime:
     seconds = nanos = 0
     while pos < end:
-        tag, pos = _varint(buf, pos)
+        tag = buf[pos]
         if tag == 0x08:
-            v, pos = _varint(buf, pos)
-            seconds = _int64(v)
+            seconds, pos = _varint(buf, pos + 1)
+            if seconds >= 1 << 63:
+                seconds -= 1 << 64
         elif tag == 0x10:
-            v, pos = _varint(buf, pos)
-            nanos = _int64(v)
+            nanos, pos = _varint(buf, pos + 1)
+            if nanos >= 1 << 63:
+                nanos -= 1 << 64
         else:
+            tag, pos = _varint(buf, pos)
             pos = _skip(buf, pos, tag & 7)
     if pos != end:
         raise _Unexpected("truncated timestamp")
@@ -96,14 +95,21 @@ def _value(buf: bytes, pos: int, end: int) -> Any:
     result: Any = None
     messages = 0  # struct_value / list_value seen: protobuf would merge a second one
     while pos < end:
+        tag = buf[pos]
+        if tag == 0x1A:  # string_value
+            n = buf[pos + 1]
+            if n < 128:
+                pos += 2
+            else:
+                n, pos = _varint(buf, pos + 1)
+            result = buf[pos:pos + n].decode()
+            pos += n
+            continue
         tag, pos = _varint(buf, pos)
         if tag == 0x11:  # number_value
             n = _DOUBLE.unpack_from(buf, pos)[0]
             pos += 8
             result = int(n) if n.is_integer() and abs(n) <= 2**53 else n
-        elif tag == 0x1A:  # string_value
-            s, pos = _chunk(buf, pos)
-            result = buf[s:pos].decode()
         elif tag == 0x20:  # bool_value
             v, pos = _varint(buf, pos)
             result = v != 0
@@ -300,15 +306,23 @@ def _items(buf: bytes, scored: bool) -> Tuple[List[Any], str]:
 def get_item_response(payload: bytes) -> MemoryItem:
     """GetMemoryItemResponse → its item."""
     try:
+        end = len(payload)
+        if end and payload[0] == 0x0A:  # the usual layout: the item and nothing else
+            n = payload[1]
+            pos = 2
+            if n > 127:
+                n, pos = _varint(payload, 1)
+            if pos + n == end:
+                return _item(payload, pos, end)
         found = None
-        pos, end = 0, len(payload)
+        pos = 0
         while pos < end:
             tag, pos = _varint(payload, pos)
             if tag == 0x0A:
                 if found is not None:
                     raise _Unexpected("item repeated")
-                found, pos = _chunk(payload, pos)
-                found = (found, pos)
+                found = _chunk(payload, pos)
+                pos = found[1]
             else:
                 pos = _skip(payload, pos, tag & 7)
         if pos == end:

@@ -99,13 +99,13 @@ def encode_request(call_id: int, method: Method, timeout_ms: int, metadata: byte
     head = b"\x08" + varint(call_id) + method.field
     if timeout_ms:
         head += b"\x18" + varint(timeout_ms)
-    head += metadata
+    if metadata:
+        head += metadata
     if payload:
         head += b"\x2a" + varint(len(payload))
-        n = len(head) + len(payload)
-        return HEADER.pack(n + 1 + len(varint(n))) + b"\x0a" + varint(n) + head + payload
-    n = len(head)
-    return HEADER.pack(n + 1 + len(varint(n))) + b"\x0a" + varint(n) + head
+    n = len(head) + len(payload)
+    n_bytes = varint(n)
+    return HEADER.pack(n + 1 + len(n_bytes)) + b"\x0a" + n_bytes + head + payload
 
 
 def encode_cancel(call_id: int) -> bytes:
@@ -126,41 +126,38 @@ def check_size(frame: bytes, max_frame_bytes: int) -> None:
 Response = Tuple[int, Optional[rpc_pb2.Status], bytes]
 
 
-def decode_frame(body: bytes) -> Union[Response, rpc_pb2.GoAway, None]:
-    """A Response as ``(id, status, payload)``, a GoAway, or None for frames a client ignores (Request and
-    Cancel are not sent by servers). Raises DecodeError for bytes that are not a Frame."""
-    try:
-        if body[0] == 0x12:  # Frame.response
-            n, pos = _read_varint(body, 1)
-            if pos + n == len(body):
-                call_id = 0
-                status = None
-                payload = b""
-                seen = 0
-                end = len(body)
-                while pos < end:
-                    tag = body[pos]
-                    if tag == 0x08 and not seen & 1:
-                        call_id, pos = _read_varint(body, pos + 1)
-                        seen |= 1
-                    elif tag == 0x1A and not seen & 2:
-                        n, pos = _read_varint(body, pos + 1)
-                        payload = body[pos:pos + n]
-                        pos += n
-                        seen |= 2
-                    elif tag == 0x12 and not seen & 4:
-                        n, pos = _read_varint(body, pos + 1)
-                        status = rpc_pb2.Status.FromString(body[pos:pos + n])
-                        pos += n
-                        seen |= 4
-                    else:
-                        break  # a repeated or unknown field: let the generated parser decide
-                if pos == end:
-                    if status is not None and status.code == 0:
-                        status = None
-                    return call_id, status, payload
-    except IndexError:
-        pass  # truncated: the generated parser raises the DecodeError
+def _response_fields(body: bytes, pos: int, end: int) -> Union[Response, rpc_pb2.GoAway, None]:
+    """Response fields in any order; anything else (a field repeated, an unknown one) goes to the
+    generated parser. Raises IndexError when truncated."""
+    call_id = 0
+    status = None
+    payload = b""
+    seen = 0
+    while pos < end:
+        tag = body[pos]
+        if tag == 0x08 and not seen & 1:
+            call_id, pos = _read_varint(body, pos + 1)
+            seen |= 1
+        elif tag == 0x1A and not seen & 2:
+            n, pos = _read_varint(body, pos + 1)
+            payload = body[pos:pos + n]
+            pos += n
+            seen |= 2
+        elif tag == 0x12 and not seen & 4:
+            n, pos = _read_varint(body, pos + 1)
+            status = rpc_pb2.Status.FromString(body[pos:pos + n])
+            pos += n
+            seen |= 4
+        else:
+            return _generated(body)
+    if pos != end:
+        return _generated(body)
+    if status is not None and status.code == 0:
+        status = None
+    return call_id, status, payload
+
+
+def _generated(body: bytes) -> Union[Response, rpc_pb2.GoAway, None]:
     frame = rpc_pb2.Frame.FromString(body)
     kind = frame.WhichOneof("kind")
     if kind == "response":
@@ -169,6 +166,39 @@ def decode_frame(body: bytes) -> Union[Response, rpc_pb2.GoAway, None]:
     if kind == "goaway":
         return frame.goaway
     return None
+
+
+def decode_frame(body: bytes) -> Union[Response, rpc_pb2.GoAway, None]:
+    """A Response as ``(id, status, payload)``, a GoAway, or None for frames a client ignores (Request and
+    Cancel are not sent by servers). Raises DecodeError for bytes that are not a Frame."""
+    try:
+        if body[0] == 0x12:  # Frame.response
+            end = len(body)
+            n = body[1]
+            pos = 2
+            if n > 127:
+                n, pos = _read_varint(body, 1)
+            start = pos
+            if pos + n == end:
+                # The layout every memoryd sends: id, then the payload or the status.
+                if body[pos] == 0x08:
+                    call_id = body[pos + 1]
+                    pos += 2
+                    if call_id > 127:
+                        call_id, pos = _read_varint(body, pos - 1)
+                    if pos == end:
+                        return call_id, None, b""
+                    if body[pos] == 0x1A:
+                        n = body[pos + 1]
+                        pos += 2
+                        if n > 127:
+                            n, pos = _read_varint(body, pos - 1)
+                        if pos + n == end:
+                            return call_id, None, body[pos:end]
+                return _response_fields(body, start, end)
+    except IndexError:
+        pass  # truncated: the generated parser raises the DecodeError
+    return _generated(body)
 
 
 # --- errors shared by both transports ------------------------------------------------------------------
