@@ -61,15 +61,13 @@ def _poll_ms(deadline: Optional[float]) -> Optional[int]:
 
 class _Waiter:
     """A call waiting for its Response. ``result`` is ``(status, payload)`` or an exception once done;
-    ``wakeup`` is the lock its thread sleeps on (only while it sleeps)."""
+    ``wakeup`` is the lock its thread sleeps on (only while it sleeps); ``unsent`` marks a request whose
+    frame was not completely written. (Class attributes as defaults: making one runs no Python code.)"""
 
-    __slots__ = ("done", "result", "wakeup", "unsent")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.result: object = None
-        self.wakeup: Optional[_thread.LockType] = None
-        self.unsent = False
+    done = False
+    result: object = None
+    wakeup: Optional[_thread.LockType] = None
+    unsent = False
 
 
 class BlockingConnection:
@@ -138,20 +136,30 @@ class BlockingConnection:
 
     def _send_request(self, method: Method, payload: bytes, timeout_ms: int, metadata: bytes,
                       max_frame_bytes: int, deadline: Optional[float], waiter: _Waiter) -> int:
-        if not self._send_lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
-            raise DeadlineExceededError(f"{method.name}: timed out waiting to send (another thread's request "
-                                        f"is stuck in the socket)")
+        if not self._send_lock.acquire(True, -1 if deadline is None else max(0.0, deadline - time.monotonic())):
+            raise DeadlineExceededError("timed out waiting to send: another thread's request is stuck in the "
+                                        "socket")
         try:
             with self._lock:
                 if not self.usable:
                     raise NotProcessed(self.goaway or synthetic_goaway(self._close_reason))
                 call_id = self._next_id
-                self._next_id += 1
+                self._next_id = call_id + 1
                 self._waiting[call_id] = waiter
             try:
                 frame = encode_request(call_id, method, timeout_ms, metadata, payload)
-                check_size(frame, max_frame_bytes)
-                self._write(frame, waiter, deadline)
+                if len(frame) - 4 > max_frame_bytes:
+                    check_size(frame, max_frame_bytes)
+                try:
+                    sent = self._sock.send(frame)  # a whole small frame, usually
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as e:
+                    waiter.unsent = True
+                    self._fail_writing(f"the connection to memoryd failed: {e.strerror or e}")
+                    return call_id
+                if sent != len(frame):
+                    self._write(frame, sent, waiter, deadline)
             except BaseException:
                 with self._lock:
                     self._waiting.pop(call_id, None)
@@ -160,18 +168,20 @@ class BlockingConnection:
         finally:
             self._send_lock.release()
 
-    def _write(self, frame: bytes, waiter: Optional[_Waiter], deadline: Optional[float]) -> None:
-        """Writes a whole frame (the caller holds ``_send_lock``). A failure ends writing on this
-        connection; reading goes on, as a GoAway and answers to earlier calls may still be unread."""
-        view = memoryview(frame)
+    def _write(self, frame: bytes, sent: int, waiter: Optional[_Waiter], deadline: Optional[float]) -> None:
+        """Writes the rest of a frame from ``sent`` on, waiting for room until ``deadline`` (the caller
+        holds ``_send_lock``). A failure ends writing on this connection; reading goes on, as a GoAway and
+        answers to earlier calls may still be unread."""
+        view = memoryview(frame)[sent:]
         try:
-            while view:
+            while True:
                 try:
-                    n = self._sock.send(view)
+                    view = view[self._sock.send(view):]
                 except (BlockingIOError, InterruptedError):
-                    n = 0
-                view = view[n:]
-                if view and not self._write_poll.poll(_poll_ms(deadline)):
+                    pass
+                if not view:
+                    return
+                if not self._write_poll.poll(_poll_ms(deadline)):
                     if len(view) == len(frame):
                         raise DeadlineExceededError("timed out before the request could be sent: memoryd is "
                                                     "not reading")
@@ -201,7 +211,7 @@ class BlockingConnection:
                 return
         if self._send_lock.acquire(timeout=_CANCEL_WAIT):
             try:
-                self._write(encode_cancel(call_id), None, time.monotonic() + _CANCEL_WAIT)
+                self._write(encode_cancel(call_id), 0, None, time.monotonic() + _CANCEL_WAIT)
             except DeadlineExceededError:
                 pass  # memoryd is not reading: the call's deadline passes on its side too
             finally:
@@ -213,7 +223,7 @@ class BlockingConnection:
         while True:
             with self._lock:
                 if waiter.done:
-                    return self._outcome(waiter)
+                    break
                 lead = not self._reading
                 if lead:
                     self._reading = True
@@ -231,7 +241,7 @@ class BlockingConnection:
                     if self.closed:
                         self._release_fd()
                 if waiter.done:
-                    return self._outcome(waiter)
+                    break
                 raise DeadlineExceededError("no answer within the call's timeout (local deadline)")
             else:
                 timeout = -1 if deadline is None else max(0.0, deadline - time.monotonic())
@@ -243,12 +253,10 @@ class BlockingConnection:
                             self._pass_reading_on()  # the role may have been handed to this thread
                         raise DeadlineExceededError("no answer within the call's timeout (local deadline)")
                 # Woken: either done, or handed the reader role.
-
-    @staticmethod
-    def _outcome(waiter: _Waiter) -> Tuple[Optional[rpc_pb2.Status], bytes]:
-        if isinstance(waiter.result, BaseException):
-            raise waiter.result
-        return waiter.result  # type: ignore[return-value]
+        result = waiter.result
+        if type(result) is tuple:
+            return result  # type: ignore[return-value]
+        raise result  # type: ignore[misc]
 
     def _pass_reading_on(self) -> None:
         """Wakes one waiting thread to take the reader role (the caller holds ``_lock``)."""
@@ -261,15 +269,17 @@ class BlockingConnection:
     def _read_until(self, waiter: _Waiter, deadline: Optional[float]) -> None:
         """Reads and delivers Responses until ``waiter`` is done, the deadline passes or the connection
         ends (the caller holds the reader role)."""
+        rbuf = self._rbuf
         while not waiter.done:
             if self.closed:
                 return
-            if not self._read_poll.poll(_poll_ms(deadline)):
-                if deadline is not None and time.monotonic() >= deadline:
+            wait_ms = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+            if not self._read_poll.poll(wait_ms):
+                if wait_ms is not None and time.monotonic() >= deadline:  # type: ignore[operator]
                     return
                 continue
             try:
-                n = self._sock.recv_into(self._rbuf)
+                n = self._sock.recv_into(rbuf)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError as e:
@@ -278,14 +288,14 @@ class BlockingConnection:
             if not n:
                 self._shut(None, None)
                 return
-            self._feed(n)
+            if n > 4 and not self._in and HEADER.unpack_from(rbuf)[0] == n - 4:
+                self._deliver_frame(bytes(self._rview[4:n]))  # the usual case: exactly one frame
+            else:
+                self._feed(n)
 
     def _feed(self, n: int) -> None:
         """Takes the ``n`` bytes just read into ``_rbuf``."""
         buf = self._in
-        if not buf and n >= 4 and HEADER.unpack_from(self._rbuf)[0] == n - 4:
-            self._deliver_frame(bytes(self._rview[4:n]))  # the usual case: exactly one frame
-            return
         buf += self._rview[:n]
         off = 0
         end = len(buf)
@@ -317,7 +327,11 @@ class BlockingConnection:
             with self._lock:
                 waiter = self._waiting.pop(call_id, None)
                 if waiter is not None:
-                    self._complete(waiter, (status, payload))
+                    waiter.result = (status, payload)
+                    waiter.done = True
+                    if waiter.wakeup is not None:
+                        waiter.wakeup.release()
+                        waiter.wakeup = None
         elif frame is not None:
             self._on_goaway(frame)
         return True

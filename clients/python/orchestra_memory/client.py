@@ -125,7 +125,9 @@ class MemoryClient:
         method = call.method
         try:
             for attempt in (1, 2):
-                conn = self._connection(deadline)
+                conn = self._conn
+                if conn is None or not conn.usable:
+                    conn = self._connection(deadline)
                 timeout_ms = 0
                 if deadline is not None:
                     remaining = deadline - time.monotonic()

@@ -169,3 +169,28 @@ def test_blocking_calls_in_flight_during_sigterm_finish_or_fail_cleanly(make_dae
             break
     assert stored == 20 * len(ok)
     c.close()
+
+
+def test_request_stuck_in_a_full_socket_times_out_and_the_client_recovers(make_daemon, user: str) -> None:
+    """A stopped daemon reads nothing: a request larger than the socket buffers cannot be written. The
+    call ends at its deadline, and once the daemon runs again the client works (on a new connection
+    when the request was cut in the middle)."""
+    import time
+
+    from orchestra_memory import DeadlineExceededError
+
+    d = make_daemon()
+    c = MemoryClient(d.socket_path, timeout=30)
+    c.ping()
+    big = [MemoryItem(user_id=user, text_content="x" * 500_000) for _ in range(6)]  # ~3 MB
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            c.add_memory_items(big, timeout=0.5)
+        assert time.monotonic() - start < 5
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    assert c.ping()["server_version"]
+    assert c.add_memory_items(big[:1])[0].ok
+    c.close()
