@@ -71,20 +71,28 @@ def _chunk(buf: bytes, pos: int) -> Tuple[int, int]:
 
 
 def _timestamp(buf: bytes, pos: int, end: int) -> datetime:
+    """A google.protobuf.Timestamp (two varint fields; anything else goes to the generated parser)."""
     seconds = nanos = 0
     while pos < end:
         tag = buf[pos]
+        if tag != 0x08 and tag != 0x10:
+            raise _Unexpected(f"timestamp tag {tag}")
+        value = 0
+        shift = 0
+        while True:  # the varint, inline: seconds take five bytes
+            pos += 1
+            b = buf[pos]
+            value |= (b & 0x7F) << shift
+            if b < 128:
+                break
+            shift += 7
+        pos += 1
+        if value >= 1 << 63:
+            value -= 1 << 64
         if tag == 0x08:
-            seconds, pos = _varint(buf, pos + 1)
-            if seconds >= 1 << 63:
-                seconds -= 1 << 64
-        elif tag == 0x10:
-            nanos, pos = _varint(buf, pos + 1)
-            if nanos >= 1 << 63:
-                nanos -= 1 << 64
+            seconds = value
         else:
-            tag, pos = _varint(buf, pos)
-            pos = _skip(buf, pos, tag & 7)
+            nanos = value
     if pos != end:
         raise _Unexpected("truncated timestamp")
     return _EPOCH + timedelta(0, seconds, nanos // 1000)
