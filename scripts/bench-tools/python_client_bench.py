@@ -289,10 +289,13 @@ def main() -> int:
     load_end = os.getloadavg()[0]
 
     figures: Dict[Tuple[str, str], Tuple[float, float]] = {}
+    spread: Dict[Tuple[str, str], Tuple[float, float]] = {}
     for key, rows in per_round.items():
         figures[key] = (statistics.median(p50 for p50, _ in rows), statistics.median(p99 for _, p99 in rows))
+        spread[key] = (min(p50 for p50, _ in rows), max(p50 for p50, _ in rows))
 
-    print(f"\n| call | client | p50 µs | p99 µs | p50 vs redis-py |\n|---|---|---:|---:|---:|")
+    print(f"\n| call | client | p50 µs | p50 range over rounds | p99 µs | p50 vs redis-py |\n"
+          f"|---|---|---:|---:|---:|---:|")
     for op in ("ping", "get"):
         ref = figures.get((op, "redis-py"))
         for system in ("redis-py", "blocking", "async", "blocking (baseline)", "async (baseline)", "raw redis",
@@ -301,8 +304,17 @@ def main() -> int:
                 continue
             p50, p99 = figures[(op, system)]
             ratio = f"{p50 / ref[0]:.2f}×" if ref else "-"
-            print(f"| {op} | {system} | {p50:.1f} | {p99:.1f} | {ratio} |")
+            low, high = spread[(op, system)]
+            print(f"| {op} | {system} | {p50:.1f} | {low:.0f}–{high:.0f} | {p99:.1f} | {ratio} |")
     print(f"(load average at end {load_end:.2f})")
+    for op in ("ping", "get"):
+        floor_md = figures[(op, "raw memoryd")][0]
+        parts = [f"blocking {figures[(op, 'blocking')][0] - floor_md:.1f}",
+                 f"async {figures[(op, 'async')][0] - floor_md:.1f}"]
+        if (op, "redis-py") in figures:
+            parts.append(f"redis-py {figures[(op, 'redis-py')][0] - figures[(op, 'raw redis')][0]:.1f} "
+                         f"(over raw redis)")
+        print(f"{op}: p50 over the raw-socket floor, µs: " + ", ".join(parts))
     if args.smoke:
         print("smoke: every system answered correctly; speed is not judged")
     elif args.redis_socket:
