@@ -9,6 +9,9 @@ Measured, each call timed alone (one call in flight, one connection, same machin
 - ``blocking``: ``MemoryClient.ping()`` and ``get_memory_item()`` of one warm small item (the item
   ``memory-bench transport`` uses: 98 characters of text, no embedding);
 - ``async``: the same through ``AsyncMemoryClient``, awaited one after another on one event loop;
+- ``redis-py + JSON``: for context only, GET of the same item stored as JSON and turned into a
+  ``MemoryItem`` (what a program keeping its memory items in Redis would do); the targets compare with
+  plain GET;
 - ``raw``: floors without a client library — a pre-encoded request written with ``sendall`` and the
   answer read with ``recv`` (RESP for Redis, a memoryd frame for memoryd), so the table shows how much of
   each figure is the server and the socket, and how much the client's Python.
@@ -36,6 +39,7 @@ import statistics
 import struct
 import sys
 import time
+from datetime import datetime
 from typing import Callable, Dict, List, Optional, Tuple
 
 import google.protobuf
@@ -263,6 +267,16 @@ def main() -> int:
         add("ping", "redis-py", lambda n: timed(r.ping, n), lambda: r.ping() is True)
         add("get", "redis-py", lambda n: timed(lambda: r.get("bench:py:value"), n),
             lambda: r.get("bench:py:value") == value)
+        stored = blocking.get_memory_item(ITEM.id)
+        as_json = json.dumps(dict(stored.to_dict(), timestamp=stored.timestamp.isoformat()))
+        r.set("bench:py:item", as_json)
+
+        def item_from_redis() -> MemoryItem:
+            d = json.loads(r.get("bench:py:item"))
+            d["timestamp"] = datetime.fromisoformat(d["timestamp"])
+            return MemoryItem(**d)
+
+        add("get", "redis-py + JSON", lambda n: timed(item_from_redis, n), lambda: item_from_redis() == stored)
         add("ping", "raw redis", lambda n: timed(raw_r.ping, n), lambda: raw_r.ping() == b"+PONG\r\n")
         add("get", "raw redis", lambda n: timed(raw_r.get, n), lambda: raw_r.get().endswith(value + b"\r\n"))
 
@@ -298,8 +312,8 @@ def main() -> int:
           f"|---|---|---:|---:|---:|---:|")
     for op in ("ping", "get"):
         ref = figures.get((op, "redis-py"))
-        for system in ("redis-py", "blocking", "async", "blocking (baseline)", "async (baseline)", "raw redis",
-                       "raw memoryd"):
+        for system in ("redis-py", "blocking", "async", "blocking (baseline)", "async (baseline)", "redis-py + JSON",
+                       "raw redis", "raw memoryd"):
             if (op, system) not in figures:
                 continue
             p50, p99 = figures[(op, system)]
