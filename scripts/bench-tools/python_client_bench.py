@@ -40,7 +40,7 @@ import struct
 import sys
 import time
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import google.protobuf
 from google.protobuf.internal import api_implementation
@@ -308,8 +308,8 @@ def main() -> int:
         figures[key] = (statistics.median(p50 for p50, _ in rows), statistics.median(p99 for _, p99 in rows))
         spread[key] = (min(p50 for p50, _ in rows), max(p50 for p50, _ in rows))
 
-    print(f"\n| call | client | p50 µs | p50 range over rounds | p99 µs | p50 vs redis-py |\n"
-          f"|---|---|---:|---:|---:|---:|")
+    print("\n| call | client | p50 µs | p50 range over rounds | p99 µs | p50 vs redis-py |\n"
+          "|---|---|---:|---:|---:|---:|")
     for op in ("ping", "get"):
         ref = figures.get((op, "redis-py"))
         for system in ("redis-py", "blocking", "async", "blocking (baseline)", "async (baseline)", "redis-py + JSON",
