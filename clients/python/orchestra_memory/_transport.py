@@ -1,7 +1,7 @@
-"""The wire protocol of SPEC §2 over asyncio: one Unix stream connection, many calls in flight.
+"""The wire protocol over asyncio (``AsyncMemoryClient``): one Unix stream connection, many calls in flight.
 
-Every frame is a 4-byte big-endian length N followed by N bytes of ``orchestra.rpc.v1.Frame``. Reads are
-driven by ``loop.add_reader`` and parsed in place; a Response completes the future of the call with its id.
+Frames are encoded and decoded by ``_wire``. Reads are driven by ``loop.add_reader`` and parsed in place; a
+Response completes the future of the call with its id with ``(id, status or None, payload)``.
 
 After a GoAway the connection takes no new calls; calls with an id above ``last_request_id`` were not
 processed and are failed with :class:`NotProcessed` so that the caller retries them on a new connection;
@@ -18,32 +18,30 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
-from typing import Dict, List, Mapping, Optional, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from google.protobuf.message import DecodeError
 
 from ._proto.orchestra.rpc.v1 import rpc_pb2
-from .errors import INTERNAL, ConnectionError, RpcError, ValidationError
+from ._wire import (
+    HEADER,
+    MAX_INCOMING_FRAME_BYTES,
+    Method,
+    NotProcessed,
+    check_size,
+    decode_frame,
+    encode_cancel,
+    encode_request,
+    synthetic_goaway,
+)
+from .errors import ConnectionError
 
-#: Largest frame accepted from the server. Bigger than the server's default 4 MiB so that a daemon
-#: configured with a larger ``max_frame_bytes`` still works; checked before anything is allocated.
-MAX_INCOMING_FRAME_BYTES = 64 * 1024 * 1024
-
-_HEADER = struct.Struct(">I")
-_READ_CHUNK = 256 * 1024
+# Bytes read per recv, into a buffer allocated once per connection (a fresh 256 KiB bytes object per
+# recv cost more than the rest of a small call).
+_READ_BUFFER = 64 * 1024
 # Unsent output above which senders wait, and below which they resume.
 _HIGH_WATER = 1 << 20
 _LOW_WATER = 1 << 18
-
-
-class NotProcessed(Exception):
-    """A call the server did not process: its id was above a GoAway's ``last_request_id``, or its frame
-    was never completely written. Safe to send again."""
-
-    def __init__(self, goaway: rpc_pb2.GoAway) -> None:
-        super().__init__(goaway.message)
-        self.goaway = goaway
 
 
 class Connection:
@@ -56,6 +54,8 @@ class Connection:
         self._fd = sock.fileno()
         self._pending: Dict[int, asyncio.Future] = {}
         self._next_id = 1
+        self._rbuf = bytearray(_READ_BUFFER)
+        self._rview = memoryview(self._rbuf)
         self._in = bytearray()
         # Unsent output as (frame bytes, call id or 0) chunks; the first may be partly sent.
         self._out: List[Tuple[memoryview, int]] = []
@@ -102,22 +102,21 @@ class Connection:
 
     # --- calls -----------------------------------------------------------------------------------------
 
-    def start_call(self, method: str, payload: bytes, timeout_ms: int, metadata: Optional[Mapping[str, str]],
+    def start_call(self, method: Method, payload: bytes, timeout_ms: int, metadata: bytes,
                    max_frame_bytes: int) -> "tuple[int, asyncio.Future]":
-        """Sends a Request and returns its id and the future of its Response."""
+        """Sends a Request and returns its id and the future of its ``(id, status or None, payload)``."""
         call_id = self._next_id
-        self._next_id += 1
-        req = rpc_pb2.Request(id=call_id, method=method, timeout_ms=timeout_ms, payload=payload)
-        if metadata:
-            req.metadata.update(metadata)
-        body = rpc_pb2.Frame(request=req).SerializeToString()
-        if len(body) > max_frame_bytes:
-            raise ValidationError(f"the request is {len(body)} bytes, over max_frame_bytes ({max_frame_bytes})",
-                                  details={"frame_bytes": str(len(body))})
+        frame = encode_request(call_id, method, timeout_ms, metadata, payload)
+        check_size(frame, max_frame_bytes)
+        self._next_id = call_id + 1
         fut = self.loop.create_future()
         self._pending[call_id] = fut
-        self._write(_HEADER.pack(len(body)) + body, call_id)
+        self._write(frame, call_id)
         return call_id, fut
+
+    @property
+    def needs_drain(self) -> bool:
+        return self._out_bytes > _HIGH_WATER
 
     async def drain_if_needed(self) -> None:
         """Waits while too much output is unsent (the server is not reading)."""
@@ -129,8 +128,7 @@ class Connection:
     def forget(self, call_id: int, send_cancel: bool) -> None:
         """Drops a call the caller gave up on, telling the server when asked to."""
         if self._pending.pop(call_id, None) is not None and send_cancel and not self.closed:
-            body = rpc_pb2.Frame(cancel=rpc_pb2.Cancel(id=call_id)).SerializeToString()
-            self._write(_HEADER.pack(len(body)) + body, 0)
+            self._write(encode_cancel(call_id), 0)
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -196,45 +194,57 @@ class Connection:
 
     def _on_readable(self) -> None:
         try:
-            data = self._sock.recv(_READ_CHUNK)
+            n = self._sock.recv_into(self._rbuf)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             self._close_reason = f"the connection to memoryd failed: {e.strerror or e}"
             self._shut(e)
             return
-        if not data:
+        if not n:
             self._shut(None)
             return
         buf = self._in
-        buf += data
+        if not buf and n >= 4 and HEADER.unpack_from(self._rbuf)[0] == n - 4:
+            self._deliver(bytes(self._rview[4:n]))  # the usual case: exactly one frame
+            return
+        buf += self._rview[:n]
         off = 0
         end = len(buf)
         while end - off >= 4:
-            (n,) = _HEADER.unpack_from(buf, off)
+            (n,) = HEADER.unpack_from(buf, off)
             if n == 0 or n > MAX_INCOMING_FRAME_BYTES:
                 self._close_reason = f"memoryd sent a frame of {n} bytes (max {MAX_INCOMING_FRAME_BYTES})"
                 self._shut(None)
                 return
             if end - off - 4 < n:
                 break
-            try:
-                frame = rpc_pb2.Frame.FromString(bytes(buf[off + 4:off + 4 + n]))
-            except DecodeError as e:
-                self._close_reason = f"memoryd sent an undecodable frame: {e}"
-                self._shut(None)
-                return
+            body = bytes(buf[off + 4:off + 4 + n])
             off += 4 + n
-            kind = frame.WhichOneof("kind")
-            if kind == "response":
-                fut = self._pending.pop(frame.response.id, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(frame.response)
-            elif kind == "goaway":
-                self._on_goaway(frame.goaway)
-            # Requests and Cancels from the server are not part of the protocol: ignored.
+            if not self._deliver(body):
+                return
         if off:
             del buf[:off]
+
+    def _deliver(self, body: bytes) -> bool:
+        if not body:
+            self._close_reason = "memoryd sent a frame of 0 bytes"
+            self._shut(None)
+            return False
+        try:
+            frame = decode_frame(body)
+        except DecodeError as e:
+            self._close_reason = f"memoryd sent an undecodable frame: {e}"
+            self._shut(None)
+            return False
+        if type(frame) is tuple:
+            fut = self._pending.pop(frame[0], None)
+            if fut is not None and not fut.done():
+                fut.set_result(frame)
+        elif frame is not None:
+            self._on_goaway(frame)
+        # Requests and Cancels from the server are not part of the protocol: ignored.
+        return True
 
     def _on_goaway(self, goaway: rpc_pb2.GoAway) -> None:
         self.usable = False
@@ -258,7 +268,7 @@ class Connection:
             pass
         self._sock.close()
         pending, self._pending = self._pending, {}
-        not_sent = self.goaway or rpc_pb2.GoAway(code=14, message=self._close_reason)
+        not_sent = self.goaway or synthetic_goaway(self._close_reason)
         for call_id, fut in pending.items():
             if fut.done():
                 continue
@@ -285,7 +295,3 @@ class Connection:
     async def wait_closed(self) -> None:
         """Returns once the connection is closed (by either side)."""
         await asyncio.shield(self._closed)
-
-
-def undecodable(method: str, e: Exception) -> RpcError:
-    return RpcError(f"memoryd answered {method} with an undecodable payload: {e}", code=INTERNAL)

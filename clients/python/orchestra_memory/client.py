@@ -1,34 +1,42 @@
-"""``MemoryClient``: the blocking form of :class:`~orchestra_memory.aio.AsyncMemoryClient`.
+"""``MemoryClient``: the blocking client, with the same methods, arguments and errors as
+:class:`~orchestra_memory.aio.AsyncMemoryClient`.
 
-It runs an :class:`AsyncMemoryClient` on a private event loop in a daemon thread and hands every call to
-it, so one ``MemoryClient`` is safe to share between threads and all of them multiplex their calls on one
-connection. It also works inside a program that runs its own asyncio loop (the calls block that loop's
-thread, though: use ``AsyncMemoryClient`` there).
+It talks to memoryd over a plain socket from the calling thread: no event loop, no thread of its own.
+One client may be shared by any number of threads; their calls are multiplexed on its one connection
+(see ``_blocking.py`` for how the threads share the reading). It also works inside a program that runs an
+asyncio loop, but blocks that loop's thread while it waits: use ``AsyncMemoryClient`` there.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import math
 import threading
+import time
 import weakref
-from concurrent.futures import CancelledError, Future
-from typing import Any, Callable, Coroutine, Mapping, Optional
+from typing import Any, Callable, List, Mapping, Optional
 
-from .aio import DEFAULT_MAX_FRAME_BYTES, AsyncMemoryClient
-from .errors import ConnectionError
+from google.protobuf.message import DecodeError
 
-# The API methods the blocking client exposes, each with the async method's signature and docs.
-_API = [
-    "initialize", "ping", "add_memory_item", "add_memory_items", "get_memory_item", "delete_memory_item",
-    "get_conversation_history", "semantic_search", "search_with_scores", "check_duplicate", "find_duplicate",
-    "add_raw_agent_data", "get_agent_data", "list_agent_data", "cleanup_expired_items", "health_check",
-]
+from . import _api
+from ._api import Call
+from ._blocking import BlockingConnection
+from ._wire import NotProcessed, encode_metadata, goaway_error, undecodable
+from .aio import DEFAULT_MAX_FRAME_BYTES, default_socket_path
+from .errors import ConnectionError, DeadlineExceededError, error_from_status
 
 
 class MemoryClient:
-    """Blocking, thread-safe client of memoryd. Same methods, arguments and errors as
-    :class:`AsyncMemoryClient` (see it for the constructor's arguments)."""
+    """Blocking, thread-safe client of memoryd.
+
+    Args:
+        socket_path: memoryd's socket; default ``$MEMORYD_SOCKET``, else ``/run/memoryd/memoryd.sock``.
+        timeout: default timeout of every call in seconds (None = no local limit; the daemon's
+            ``default_timeout_ms`` applies). Every method also takes ``timeout=`` for that call.
+        connect_timeout: limit for opening the connection.
+        metadata: string pairs sent with every call (``Request.metadata``).
+        max_frame_bytes: requests larger than this raise ValidationError locally (the daemon would drop the
+            connection); match the daemon's ``max_frame_bytes``.
+    """
 
     def __init__(
         self,
@@ -39,75 +47,33 @@ class MemoryClient:
         metadata: Optional[Mapping[str, str]] = None,
         max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
     ) -> None:
-        self._client = AsyncMemoryClient(socket_path, timeout, connect_timeout=connect_timeout,
-                                         metadata=metadata, max_frame_bytes=max_frame_bytes)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._lock = threading.Lock()
+        self.socket_path = socket_path or default_socket_path()
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.metadata = dict(metadata or {})
+        self._metadata_field = encode_metadata(self.metadata)
+        self.max_frame_bytes = max_frame_bytes
+        self._conn: Optional[BlockingConnection] = None
+        # Replaced connections whose calls (accepted before a GoAway) are still being answered.
+        self._draining: List[BlockingConnection] = []
+        self._connect_lock = threading.Lock()
+        # A client dropped without close() closes its socket.
+        self._finalizer: Optional[weakref.finalize] = None
 
-    @property
-    def socket_path(self) -> str:
-        return self._client.socket_path
-
-    @property
-    def timeout(self) -> Optional[float]:
-        return self._client.timeout
-
-    @timeout.setter
-    def timeout(self, value: Optional[float]) -> None:
-        self._client.timeout = value
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-
-                inner = self._client  # not self: the thread must not keep the MemoryClient alive
-
-                def run() -> None:
-                    asyncio.set_event_loop(loop)
-                    loop.call_soon(ready.set)
-                    try:
-                        loop.run_forever()
-                    finally:
-                        _shutdown(loop, inner)
-
-                self._thread = threading.Thread(target=run, name="orchestra-memory-client", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
-                # A client dropped without close() must not leave its thread behind.
-                self._finalizer = weakref.finalize(self, _stop_loop, loop)
-            return self._loop
-
-    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        loop = self._ensure_loop()
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("MemoryClient cannot be called from its own event-loop thread")
-        fut: Future = asyncio.run_coroutine_threadsafe(coro, loop)
-        try:
-            return fut.result()
-        except CancelledError:
-            raise ConnectionError("the MemoryClient was closed while the call was waiting") from None
+    # --- lifecycle -----------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes the connection and stops the client's thread. The client may be used again afterwards
-        (it starts a new thread and connection)."""
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None:
-            return
-        self._finalizer.detach()
-        try:
-            asyncio.run_coroutine_threadsafe(self._client.close(), loop).result(timeout=5)
-        except Exception:
-            pass
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        """Closes the connection. Calls still waiting in other threads fail with ConnectionError. The
+        client may be used again: the next call reconnects."""
+        with self._connect_lock:
+            conn, self._conn = self._conn, None
+            conns = self._draining + ([conn] if conn is not None else [])
+            self._draining = []
+            if self._finalizer is not None:
+                self._finalizer.detach()
+                self._finalizer = None
+        for c in conns:
+            c.close()
 
     def __enter__(self) -> "MemoryClient":
         self.initialize()
@@ -116,44 +82,87 @@ class MemoryClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.usable
 
-def _stop_loop(loop: asyncio.AbstractEventLoop) -> None:
-    try:
-        loop.call_soon_threadsafe(loop.stop)
-    except RuntimeError:  # already closed
-        pass
+    # --- calls ---------------------------------------------------------------------------------------
+
+    def _connection(self, deadline: Optional[float]) -> BlockingConnection:
+        conn = self._conn
+        if conn is not None and conn.usable:
+            return conn
+        wait = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._connect_lock.acquire(timeout=wait):
+            raise DeadlineExceededError(f"timed out waiting for another thread to connect to {self.socket_path}")
+        try:
+            conn = self._conn
+            if conn is not None and conn.usable:
+                return conn
+            if conn is not None:
+                if conn.in_flight == 0:
+                    conn.close("replaced by a new connection")
+                else:
+                    # After a GoAway the calls it accepted are still answered: their threads read it to the
+                    # end and close it then.
+                    self._draining = [c for c in self._draining if not c.closed] + [conn]
+            timeout = self.connect_timeout
+            if deadline is not None:
+                timeout = min(timeout, max(deadline - time.monotonic(), 0.001))
+            conn = self._conn = BlockingConnection.open(self.socket_path, timeout)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, conn.close, "the MemoryClient was garbage-collected")
+            return conn
+        finally:
+            self._connect_lock.release()
+
+    def _run(self, call: Call) -> Any:
+        """Sends one call and returns its decoded result; raises the call's error."""
+        seconds = self.timeout if call.timeout is None else call.timeout
+        deadline = None if seconds is None else time.monotonic() + seconds
+        method = call.method
+        try:
+            for attempt in (1, 2):
+                conn = self._conn
+                if conn is None or not conn.usable:
+                    conn = self._connection(deadline)
+                timeout_ms = 0
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise DeadlineExceededError(f"{method.name}: timed out after {seconds:.3g} s before it was sent")
+                    timeout_ms = max(1, math.ceil(remaining * 1000))
+                try:
+                    status, payload = conn.call(method, call.payload, timeout_ms, self._metadata_field,
+                                                self.max_frame_bytes, deadline)
+                except NotProcessed as e:
+                    if attempt == 1:
+                        continue  # not processed: safe to send again on a new connection
+                    raise goaway_error(e.goaway, method.name) from None
+                except DeadlineExceededError as e:
+                    raise DeadlineExceededError(f"{method.name}: {e} (timeout {seconds} s)") from None
+                if status is not None:
+                    raise error_from_status(status)
+                break
+        except (ConnectionError, DeadlineExceededError) as e:
+            if call.unreachable is not None:
+                return call.unreachable(e)
+            raise
+        try:
+            return call.decode(payload)
+        except DecodeError as e:
+            raise undecodable(method.name, e) from None
 
 
-def _shutdown(loop: asyncio.AbstractEventLoop, client: AsyncMemoryClient) -> None:
-    """Runs on the client's thread once its loop stopped: fail what still waits, then close the loop."""
-    try:
-        conn, client._conn = client._conn, None
-        if conn is not None:
-            conn.close()  # calls still waiting fail with ConnectionError...
-        tasks = asyncio.all_tasks(loop)
-        if tasks:
-            # ...which their tasks deliver to the waiting threads here; anything else is cancelled.
-            loop.run_until_complete(asyncio.wait(tasks, timeout=1))
-            for t in tasks:
-                t.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
+def _blocking(spec: Callable[..., Call]) -> Callable[..., Any]:
+    def method(self: MemoryClient, *args: Any, **kwargs: Any) -> Any:
+        return self._run(spec(self, *args, **kwargs))
+
+    return method
 
 
-def _blocking(name: str) -> Callable[..., Any]:
-    method = getattr(AsyncMemoryClient, name)
-
-    @functools.wraps(method)
-    def call(self: MemoryClient, *args: Any, **kwargs: Any) -> Any:
-        return self._run(method(self._client, *args, **kwargs))
-
-    return call
-
-
-for _name in _API:
-    setattr(MemoryClient, _name, _blocking(_name))
-del _name
+_api.install(MemoryClient, _blocking)
 
 __all__ = ["MemoryClient"]

@@ -1,6 +1,8 @@
 """Test support: a real memoryd process and, when asked for, the Firestore emulator.
 
-Readiness is systemd's: memoryd sends READY=1 to the NOTIFY_SOCKET the test owns; no sleeps.
+Readiness is systemd's: memoryd sends READY=1 to the NOTIFY_SOCKET the test owns; no sleeps. After READY=1
+the notify socket is drained for the daemon's whole life: memoryd keeps sending STATUS= lines from its I/O
+thread with a blocking send, so an unread notify socket (10 datagrams deep) would stall the daemon.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -44,11 +47,11 @@ class Daemon:
         self._notify: Optional[socket.socket] = None
 
     def start(self, timeout: float = 60.0) -> "Daemon":
-        if self._notify is None:
-            if os.path.exists(self.notify_path):
-                os.unlink(self.notify_path)
-            self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._notify.bind(self.notify_path)
+        self._close_notify()  # a fresh notify socket per start; the previous one's drainer ends
+        if os.path.exists(self.notify_path):
+            os.unlink(self.notify_path)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(self.notify_path)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NOTIFY_SOCKET": self.notify_path}
         env.update(self.env)
         log = open(self.log_path, "ab")
@@ -64,6 +67,8 @@ class Daemon:
             except socket.timeout:
                 msg = ""
             if "READY=1" in msg.split("\n"):
+                self._notify.settimeout(None)
+                threading.Thread(target=_drain, args=(self._notify,), name="notify-drain", daemon=True).start()
                 return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"memoryd exited with status {self.proc.returncode} before READY=1:\n"
@@ -115,13 +120,29 @@ class Daemon:
         except FileNotFoundError:
             return ""
 
+    def _close_notify(self) -> None:
+        if self._notify is not None:
+            try:
+                self._notify.shutdown(socket.SHUT_RDWR)  # wakes the drainer
+            except OSError:
+                pass
+            self._notify.close()
+            self._notify = None
+
     def cleanup(self) -> None:
         if self.proc is not None:
             self.kill()
-        if self._notify is not None:
-            self._notify.close()
-            self._notify = None
+        self._close_notify()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _drain(sock: socket.socket) -> None:
+    """Reads and drops notifications until the socket is shut down."""
+    try:
+        while sock.recv(4096):
+            pass
+    except OSError:
+        pass
 
 
 class FirestoreEmulator:

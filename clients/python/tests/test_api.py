@@ -291,3 +291,19 @@ def test_health_check(client: MemoryClient, backend: str) -> None:
     for key in ("backend", "version", "uptime_s", "queue_depth", "circuit_state", "error_count"):
         assert key in h["details"], key
     assert h["details"]["backend"] == backend
+
+
+def test_strings_with_nul_are_refused_and_the_connection_stays(client: MemoryClient, user: str) -> None:
+    """protobuf-c carries strings as C strings: memoryd refuses a NUL rather than storing a cut string."""
+    client.ping()
+    conn = client._conn
+    for item in (MemoryItem(user_id=user, text_content="before\0after"),
+                 MemoryItem(user_id=user + "\0x", text_content="t"),
+                 MemoryItem(user_id=user, text_content="t", metadata={"k": ["a\0b"]})):
+        with pytest.raises(ValidationError) as e:
+            client.add_memory_item(item)
+        assert "NUL" in str(e.value)
+    with pytest.raises(ValidationError):
+        client.get_memory_item("mem_\0")
+    assert client._conn is conn and client.ping()["server_version"]
+    assert client.get_conversation_history(user) == []

@@ -20,7 +20,9 @@ from orchestra_memory import (
     StorageError,
     ValidationError,
 )
+from orchestra_memory._api import Call
 from orchestra_memory._proto.orchestra.memory.v1 import service_pb2
+from orchestra_memory._wire import Method
 
 DIM = 768
 
@@ -131,12 +133,12 @@ def test_server_deadline_exceeded(daemon, user: str) -> None:
                                      for i in range(40)]) for j in range(30)]
         tasks = [asyncio.ensure_future(h) for h in heavy]
         await asyncio.sleep(0)  # let the heavy calls be sent first
-        conn = await c._connection(None)
-        call_id, fut = conn.start_call("/orchestra.memory.v1.MemoryService/GetMemoryItem",
+        conn = c._conn
+        call_id, fut = conn.start_call(Method("GetMemoryItem"),
                                        service_pb2.GetMemoryItemRequest(id="mem_x").SerializeToString(),
-                                       1, None, 1 << 22)
-        response = await fut
-        assert response.status.code == 4, response
+                                       1, b"", 1 << 22)
+        _, status, payload = await fut
+        assert status is not None and status.code == 4, status
         await asyncio.gather(*tasks)
         await c.close()
 
@@ -169,7 +171,7 @@ def test_unknown_method_is_unimplemented(daemon) -> None:
     async def main() -> None:
         c = AsyncMemoryClient(daemon.socket_path)
         with pytest.raises(RpcError) as e:
-            await c._call("NoSuchMethod", service_pb2.PingRequest(), service_pb2.PingResponse, None)
+            await c._run(Call(Method("NoSuchMethod"), b"", lambda payload: payload, None))
         assert e.value.code == 12 and e.value.error_type == 0
         assert "NoSuchMethod" in str(e.value)
         await c.close()

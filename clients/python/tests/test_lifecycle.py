@@ -123,3 +123,74 @@ def test_blocking_client_reconnects_after_kill(make_daemon, user: str) -> None:
     d.start()
     assert c.get_memory_item(item_id).text_content == "durable"
     c.close()
+
+
+def test_blocking_calls_in_flight_during_sigterm_finish_or_fail_cleanly(make_daemon, user: str) -> None:
+    """Eight threads share one blocking client while the daemon drains: every call is answered or fails
+    with ConnectionError, and every call answered OK was stored."""
+    import threading
+
+    d = make_daemon()
+    c = MemoryClient(d.socket_path, timeout=30)
+    c.initialize()
+    results = []
+    started = threading.Barrier(9)
+
+    def worker(j: int) -> None:
+        started.wait()
+        for k in range(5):
+            try:
+                r = c.add_memory_items([MemoryItem(user_id=user, text_content=f"{j}-{k}-{i}") for i in range(20)])
+                results.append(r)
+            except Exception as e:  # noqa: BLE001
+                results.append(e)
+
+    threads = [threading.Thread(target=worker, args=(j,)) for j in range(8)]
+    for t in threads:
+        t.start()
+    started.wait()
+    d.signal(signal.SIGTERM)
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(results) == 40
+    assert all(isinstance(r, ConnectionError) for r in failed), failed
+    assert all(all(x.ok for x in r) for r in ok)
+    assert d.wait() == 0
+    d.start()
+    stored, token = 0, None
+    while True:
+        page = c.get_conversation_history(user, limit=1000, page_token=token)
+        stored += len(page)
+        token = page.next_page_token
+        if not token:
+            break
+    assert stored == 20 * len(ok)
+    c.close()
+
+
+def test_request_stuck_in_a_full_socket_times_out_and_the_client_recovers(make_daemon, user: str) -> None:
+    """A stopped daemon reads nothing: a request larger than the socket buffers cannot be written. The
+    call ends at its deadline, and once the daemon runs again the client works (on a new connection
+    when the request was cut in the middle)."""
+    import time
+
+    from orchestra_memory import DeadlineExceededError
+
+    d = make_daemon()
+    c = MemoryClient(d.socket_path, timeout=30)
+    c.ping()
+    big = [MemoryItem(user_id=user, text_content="x" * 500_000) for _ in range(6)]  # ~3 MB
+    os.kill(d.proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(DeadlineExceededError):
+            c.add_memory_items(big, timeout=0.5)
+        assert time.monotonic() - start < 5
+    finally:
+        os.kill(d.proc.pid, signal.SIGCONT)
+    assert c.ping()["server_version"]
+    assert c.add_memory_items(big[:1])[0].ok
+    c.close()

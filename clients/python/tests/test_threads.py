@@ -1,14 +1,22 @@
-"""One blocking client shared by several threads: all calls multiplexed on its one connection."""
+"""One blocking client shared by several threads, against a real memoryd: all calls multiplexed on its one
+connection, no thread of the client's own, closing under waiting threads. (The reader hand-off between
+threads is driven step by step in test_protocol.py.)"""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-from orchestra_memory import MemoryClient, MemoryItem, NotFoundError
+from orchestra_memory import ConnectionError, MemoryClient, MemoryItem, NotFoundError
 
 
 def test_blocking_client_from_many_threads(client: MemoryClient, user: str) -> None:
+    client.ping()
+    conn = client._conn
+
     def worker(t: int) -> list:
         ids = []
         for i in range(25):
@@ -28,7 +36,16 @@ def test_blocking_client_from_many_threads(client: MemoryClient, user: str) -> N
     assert len(client.get_conversation_history(user, limit=1000)) == 200
     for t in range(8):
         assert len(client.get_conversation_history(user, session_id=f"t{t}", limit=1000)) == 25
-    assert client._client._conn is not None and client._client._conn.usable  # one connection throughout
+    assert client._conn is conn and conn.usable and conn.in_flight == 0  # one connection throughout
+
+
+def test_no_thread_of_its_own(daemon) -> None:
+    before = set(threading.enumerate())
+    c = MemoryClient(daemon.socket_path)
+    for _ in range(3):
+        c.ping()
+    assert set(threading.enumerate()) == before
+    c.close()
 
 
 def test_close_from_another_thread_and_reuse(client: MemoryClient) -> None:
@@ -36,32 +53,17 @@ def test_close_from_another_thread_and_reuse(client: MemoryClient) -> None:
     t = threading.Thread(target=client.close)
     t.start()
     t.join()
+    assert not client.connected
     assert client.ping()["server_version"]  # a closed client reconnects on its next call
 
 
-def test_dropped_client_stops_its_thread(daemon) -> None:
-    import gc
-
-    before = {t for t in threading.enumerate() if t.name == "orchestra-memory-client"}
-    c = MemoryClient(daemon.socket_path)
-    c.ping()
-    thread = next(t for t in threading.enumerate() if t.name == "orchestra-memory-client" and t not in before)
-    del c
-    gc.collect()
-    thread.join(5)
-    assert not thread.is_alive()
-
-
 def test_close_while_other_threads_wait(make_daemon) -> None:
-    """Calls waiting in other threads when the client is closed fail with ConnectionError, never hang."""
-    import os
-    import signal
-
-    from orchestra_memory import ConnectionError
-
+    """Calls waiting in other threads (one of them reading the socket) when the client is closed fail
+    with ConnectionError, never hang."""
     d = make_daemon()
     c = MemoryClient(d.socket_path, timeout=30)
     c.ping()
+    conn = c._conn
     os.kill(d.proc.pid, signal.SIGSTOP)
     errors = []
 
@@ -75,12 +77,15 @@ def test_close_while_other_threads_wait(make_daemon) -> None:
     try:
         for t in threads:
             t.start()
-        import time
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while conn.in_flight < 4 and time.monotonic() < deadline:  # all four sent and waiting
+            time.sleep(0.01)
+        assert conn.in_flight == 4
         c.close()
         for t in threads:
             t.join(10)
         assert not any(t.is_alive() for t in threads)
         assert len(errors) == 4 and all(isinstance(e, ConnectionError) for e in errors), errors
+        assert all("closed" in str(e) for e in errors)
     finally:
         os.kill(d.proc.pid, signal.SIGCONT)
