@@ -176,10 +176,18 @@ final class Connection {
             "protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
         goAway(code, message)
         // Calls already accepted are abandoned: the peer broke the protocol.
-        for (_, call) in inFlight { call.abandon() }
-        inFlight.removeAll()
+        abandonCallsInFlight()
         pendingInput = []
         closeIfIdle()
+    }
+
+    /// Drops every call in flight: queued ones will not run, running ones will not be answered. The owner
+    /// hears of it (its count of calls in flight goes down).
+    private func abandonCallsInFlight() {
+        guard !inFlight.isEmpty else { return }
+        for (_, call) in inFlight { call.abandon() }
+        owner.connection(self, abandonedCalls: inFlight.count)
+        inFlight.removeAll()
     }
 
     /// Sends GoAway(last_request_id) once and stops reading: calls after that id were not processed.
@@ -290,9 +298,7 @@ final class Connection {
         guard !closing else { return }
         closing = true
         stopReading()
-        for (_, call) in inFlight { call.abandon() }
-        owner.connection(self, abandonedCalls: inFlight.count)
-        inFlight.removeAll()
+        abandonCallsInFlight()
         output = []
         uv_close(cuv_handle(handle)) { h in
             let conn = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()

@@ -26,7 +26,6 @@ extension Server {
                 continue
             }
             conn.inFlight[c.call.requestID] = nil
-            c.call.finish()
             stats.inFlight.subtract(1, ordering: .relaxed)
             conn.append(c.frame)
             conn.resumeIfBelowLimit()

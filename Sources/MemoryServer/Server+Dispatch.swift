@@ -82,15 +82,20 @@ extension Server {
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
         let call = Call(
-            connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)
+            connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout,
+            queuedBytes: stats.queuedBytes)
+        // Counted in flight before a worker can see it, so that a HealthCheck counts itself.
+        conn.inFlight[r.id] = call
+        stats.inFlight.add(1, ordering: .relaxed)
         guard workQueue.tryPush(call) else {
+            call.abandon()
+            conn.inFlight[r.id] = nil
+            stats.inFlight.subtract(1, ordering: .relaxed)
             respond(
                 conn, r.id,
                 .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
             return
         }
-        conn.inFlight[r.id] = call
-        stats.inFlight.add(1, ordering: .relaxed)
         addDeadline(call)
     }
 

@@ -16,23 +16,23 @@ extension Server {
 
     func workerMain(service: MemoryService, async: UnsafeMutablePointer<uv_async_t>) {
         while let call = workQueue.pop() {
-            guard call.start() else { continue }
+            guard let payload = call.start() else { continue }
             stats.busyWorkers.add(1, ordering: .relaxed)
-            let frame = execute(call, service)
+            let frame = execute(call, payload: payload, service)
             stats.busyWorkers.subtract(1, ordering: .relaxed)
             completions.withLock { $0.append(Completion(call: call, frame: frame)) }
             uvMust(uv_async_send(async), "uv_async_send")
         }
     }
 
-    func execute(_ call: Call, _ service: MemoryService) -> [UInt8] {
+    func execute(_ call: Call, payload: [UInt8], _ service: MemoryService) -> [UInt8] {
         if call.deadline.hasPassed {
             return FrameCodec.encodeResponse(
                 id: call.requestID, error: .call(.deadlineExceeded, "deadline exceeded before the call started"),
                 payload: [])
         }
         do throws(MemoryError) {
-            let request = try PayloadCodec.decodeRequest(call.method, call.payload)
+            let request = try PayloadCodec.decodeRequest(call.method, payload)
             let response = try service.handle(request, context: CallContext(deadline: call.deadline, now: .now()))
             let payload = PayloadCodec.encodeResponse(response)
             let frame = FrameCodec.encodeResponse(id: call.requestID, error: nil, payload: payload)
