@@ -51,6 +51,9 @@ final class Connection {
 
     /// Output not yet handed to libuv, and bytes libuv is still writing.
     var output: [UInt8] = []
+    /// An output buffer up to this size is kept between writes (Pings are packed into it without allocating);
+    /// a larger one, left by a large response, is released so that an idle connection holds little.
+    static let keptOutputBytes = 8192
     var writing = 0
     var reading = false
     var closing = false
@@ -250,7 +253,7 @@ final class Connection {
             return
         }
         if written == output.count {
-            output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+            output.removeAll(keepingCapacity: output.capacity <= Self.keptOutputBytes)
             closeIfIdle()
             return
         }
@@ -258,7 +261,7 @@ final class Connection {
         let rest = output.count - written
         let mem = malloc(rest)!
         output.withUnsafeBytes { mem.copyMemory(from: $0.baseAddress! + written, byteCount: rest) }
-        output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+        output.removeAll(keepingCapacity: output.capacity <= Self.keptOutputBytes)
         writing = rest
         let req = uvAllocate(uv_write_t.self)
         req.pointee.data = mem
