@@ -31,6 +31,8 @@ extension Server {
             conn.resumeIfBelowLimit()
         }
         flushOutput()
+        // A draining server waits for its workers' last calls; each exit wakes the loop here.
+        if draining && connections.isEmpty { finishDrain() }
     }
 
     func connectionHasOutput(_ conn: Connection) {

@@ -145,6 +145,18 @@ public final class DaemonProcess {
 
     public func kill9() { _ = stop(signal: SIGKILL) }
 
+    /// Waits up to `timeout` seconds for the process to exit by itself (no signal sent): its exit status, or
+    /// nil when it still runs.
+    public func waitForExit(timeout: Double) -> Int32? {
+        guard let p = process else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        guard !p.isRunning else { return nil }
+        p.waitUntilExit()
+        process = nil
+        return p.terminationStatus
+    }
+
     public func signal(_ sig: Int32) {
         if let p = process, p.isRunning { kill(p.processIdentifier, sig) }
     }
