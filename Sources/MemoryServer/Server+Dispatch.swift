@@ -81,6 +81,17 @@ extension Server {
             return
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
+        // The queue is bounded in bytes too: 4,096 queued calls of 4 MiB would be 16 GiB.
+        let queuedBytes = stats.queuedBytes.value
+        guard queuedBytes + r.payload.count <= config.queueMaxBytes else {
+            respond(
+                conn, r.id,
+                .call(
+                    .resourceExhausted,
+                    "server overloaded: \(queuedBytes) bytes of requests queued; this one's \(r.payload.count) would pass queue_max_bytes (\(config.queueMaxBytes))"
+                ))
+            return
+        }
         let call = Call(
             connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout,
             queuedBytes: stats.queuedBytes)

@@ -122,4 +122,33 @@ final class ResourceTests: XCTestCase {
         XCTAssertEqual(try daemon.client().healthCheck().details["client_connections"], .number(152))
         for c in idle { c.close() }
     }
+
+    // MARK: - Item 3: the queue is bounded in bytes
+
+    func testQueuedRequestBytesAreBoundedByQueueMaxBytes() throws {
+        let hole = try BlackHole()
+        defer { hole.stop() }
+        let d = try startDaemonWithHangingBackend(
+            hole,
+            [
+                "MEMORYD_MAX_FRAME_BYTES": "1048576", "MEMORYD_QUEUE_MAX_BYTES": "2097152",
+                "MEMORYD_DRAIN_TIMEOUT_MS": "100",
+            ])
+        defer { d.removeDirectory() }
+        let conn = try d.connection()
+        let oneDay: UInt64 = 86_400_000
+        _ = try conn.start(.getMemoryItem(id: "stuck"), timeoutMs: oneDay)
+        try hole.waitForBytes()  // the one worker is inside the backend: the queue does not move
+        // Three requests of 700,000 bytes: two fit in queue_max_bytes (2 MiB), the third does not.
+        for id: UInt64 in 11...13 {
+            try conn.writeRaw(Self.bigRequest(id: id, .getMemoryItem(id: "q\(id)"), bytes: 700_000, timeoutMs: oneDay))
+        }
+        let refused = try conn.waitResponse(13, timeoutMs: 60_000)
+        XCTAssertEqual(refused.error?.code, .resourceExhausted)
+        XCTAssertTrue(
+            refused.error?.message.contains("queue_max_bytes") ?? false, "\(String(describing: refused.error))")
+        XCTAssertNil(try conn.waitResponse(try conn.start(.ping), timeoutMs: 30_000).error, "the connection stays")
+        conn.close()
+        XCTAssertEqual(d.stop(), 75, "the drain ends without the stuck worker\n\(d.log(tail: 2000))")
+    }
 }
