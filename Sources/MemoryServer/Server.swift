@@ -114,8 +114,10 @@ public final class Server: @unchecked Sendable {
             let store = try backend.makeConnection()
             services.append(
                 MemoryService(
-                    store: store, limits: config.limits, version: Self.version,
-                    startedAtUptimeNanos: startedAt, healthFigures: healthFiguresProvider()))
+                    store: store, limits: config.limits, version: Self.version, startedAtUptimeNanos: startedAt,
+                    responseBudget: WireSize.budget(
+                        maxFrameBytes: config.maxFrameBytes, maxItemBytes: config.limits.maxItemBytes),
+                    healthFigures: healthFiguresProvider()))
         }
 
         async = uvAllocate(uv_async_t.self)
