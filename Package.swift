@@ -107,6 +107,12 @@ let package = Package(
         .testTarget(name: "MemoryBackendsTests", dependencies: ["MemoryBackends", "MemoryDomain"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryDomain", "MemoryUtilities"]),
         .testTarget(
+            name: "MemoryServerTests",
+            dependencies: [
+                "MemoryServer", "MemoryDomain", "MemoryUtilities", "MemoryWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
             name: "MemorySQLiteTests",
             dependencies: [
                 "MemorySQLite", "MemoryDomain", "MemoryUtilities", .product(name: "Logging", package: "swift-log"),
