@@ -112,6 +112,17 @@ final class LifecycleTests: XCTestCase {
         }
     }
 
+    /// A typo in a unit file's Environment= (MEMORYD_WORKER for MEMORYD_WORKERS) stops memoryd at start,
+    /// exit 2, naming the variable, instead of falling back to the default without a word.
+    func testUnknownMemorydVariableIsRefusedNamingIt() throws {
+        let d = DaemonProcess(environment: ["MEMORYD_WORKER": "4"])
+        defer { d.removeDirectory() }
+        XCTAssertThrowsError(try d.start(timeout: 60)) { error in
+            XCTAssertTrue("\(error)".contains("exited with status 2"), "\(error)")
+        }
+        XCTAssertTrue(d.log().contains("MEMORYD_WORKER: unknown environment variable"), d.log())
+    }
+
     func testSIGHUPReloadsLogLevel() throws {
         let daemon = try startDaemon()
         defer { daemon.removeDirectory() }
