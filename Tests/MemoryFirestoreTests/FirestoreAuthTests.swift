@@ -131,7 +131,8 @@ final class FirestoreAuthTests: XCTestCase {
             line += byte
         }
         guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespaces)) else {
-            throw XCTSkip("the fake server did not start (python3 with the cryptography package is needed)")
+            throw Requirement.unavailable(
+                "the fake server did not start (python3 with the cryptography package is needed)")
         }
         return port
     }
