@@ -139,6 +139,21 @@ final class LifecycleTests: XCTestCase {
         XCTAssertEqual(daemon.stop(), 0)
     }
 
+    /// systemd reads its notify socket, but a NOTIFY_SOCKET nobody reads fills up after 10 datagrams (the
+    /// kernel's max_dgram_qlen); memoryd's loop must not block on it (it did: a test daemon froze after ten
+    /// STATUS= changes).
+    func testANotifySocketNobodyReadsDoesNotStopTheLoop() throws {
+        let daemon = try startDaemon()
+        defer { daemon.removeDirectory() }
+        XCTAssertLessThan(daemon.fillNotifySocket(), 100_000, "the notify socket's queue is full")
+        // A reload sends STATUS= from the loop thread.
+        daemon.signal(SIGHUP)
+        for _ in 0..<1000 where !daemon.log().contains("configuration reloaded") { usleep(20_000) }
+        let conn = try daemon.connection()
+        XCTAssertNil(try conn.waitResponse(try conn.start(.ping), timeoutMs: 30_000).error, "the loop still answers")
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
     func testExactTopKMatchesBruteForceAt768Dimensions() throws {
         let daemon = try startDaemon(dimension: 768)
         defer { daemon.removeDirectory() }
