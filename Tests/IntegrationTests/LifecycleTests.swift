@@ -148,7 +148,11 @@ final class LifecycleTests: XCTestCase {
         XCTAssertLessThan(daemon.fillNotifySocket(), 100_000, "the notify socket's queue is full")
         // A reload sends STATUS= from the loop thread.
         daemon.signal(SIGHUP)
-        for _ in 0..<1000 where !daemon.log().contains("configuration reloaded") { usleep(20_000) }
+        var waits = 0
+        while !daemon.log().contains("configuration reloaded"), waits < 1000 {
+            usleep(20_000)
+            waits += 1
+        }
         let conn = try daemon.connection()
         XCTAssertNil(try conn.waitResponse(try conn.start(.ping), timeoutMs: 30_000).error, "the loop still answers")
         XCTAssertEqual(daemon.stop(), 0)
