@@ -11,6 +11,8 @@ final class MethodsTests: XCTestCase {
     var daemon: DaemonProcess!
     var client: MemoryClient!
     var backend = ""
+    /// When the test started the current daemon (its uptime cannot be longer).
+    var daemonStarted = Date()
 
     /// Runs `check` against a fresh daemon on each selected backend (with `env` added to its environment).
     private func eachBackend(
@@ -18,6 +20,7 @@ final class MethodsTests: XCTestCase {
     ) throws {
         for b in Backends.selected {
             backend = b
+            daemonStarted = Date()
             daemon = try startDaemon(env, backend: b)
             client = try daemon.client()
             defer {
@@ -56,16 +59,22 @@ final class MethodsTests: XCTestCase {
     }
 
     private func checkPingReportsVersionAndUptime() throws {
+        let before = try client.ping().uptimeMs
         let (version, uptime) = try client.ping()
         XCTAssertFalse(version.isEmpty)
-        XCTAssertLessThan(uptime, 600_000)
+        XCTAssertGreaterThanOrEqual(uptime, before, "uptime does not go backwards")
+        XCTAssertLessThanOrEqual(
+            uptime, UInt64(Date().timeIntervalSince(daemonStarted) * 1000) + 1,
+            "no longer than since the test started it")
     }
 
     private func checkAddGetDeleteRoundTrip() throws {
         let item = MemoryItem(
             userID: "u1", sessionID: "s1", personaActive: "helper", textContent: "hello world",
             embedding: [1, 2, 3, 4, 5, 6, 7, 8], metadata: ["topic": .string("greeting"), "n": .number(3)])
+        let sent = Timestamp.now().truncatedToMicroseconds
         let id = try client.addMemoryItem(item)
+        let answered = Timestamp.now()
         XCTAssertTrue(id.hasPrefix("mem_"), id)
         let got = try client.getMemoryItem(id)
         XCTAssertEqual(got.id, id)
@@ -80,7 +89,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(
             SHA256.hexDigest("hello world"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
         let ts = try XCTUnwrap(got.timestamp)
-        XCTAssertLessThan(abs(ts.seconds - Timestamp.now().seconds), 60, "timestamp defaults to receive time")
+        XCTAssertTrue(sent <= ts && ts <= answered, "timestamp defaults to receive time: \(sent) ≤ \(ts) ≤ \(answered)")
 
         try client.deleteMemoryItem(id)
         assertThrows(.notFound) { try client.getMemoryItem(id) }
