@@ -80,6 +80,13 @@ extension Server {
             }
             return
         }
+        if method == .getMemoryItem, let cache, let id = PayloadCodec.plainGetMemoryItemID(r.payload),
+            let payload = cache.lookup(id)
+        {
+            // A cache hit is answered here, like Ping: no queue hop, no worker.
+            payload.withUnsafeBytes { conn.appendResponse(id: r.id, payload: $0) }
+            return
+        }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
         // The queue is bounded in bytes too: 4,096 queued calls of 4 MiB would be 16 GiB.
         let queuedBytes = stats.queuedBytes.value

@@ -32,6 +32,19 @@ extension Server {
     // MARK: - Workers
 
     func workerMain(service: MemoryService, async: UnsafeMutablePointer<uv_async_t>, worker: Worker) {
+        let cacheEpoch = CacheEpoch()
+        if let cache {
+            // The store's confirmed changes reach the cache before the reply is sent.
+            service.onChange = { change in
+                switch change {
+                case .stored(let items):
+                    cache.stored(
+                        items.map { ($0.id, PayloadCodec.encodeResponse(.getMemoryItem($0)), $0.expiration) },
+                        since: cacheEpoch.value)
+                case .deleted(let id): cache.invalidate(id)
+                }
+            }
+        }
         while let call = workQueue.pop() {
             // Marked busy before the call may start, so that a worker the loop sees idle never starts one.
             worker.running.withLock { $0 = Worker.Running(method: call.method, since: monotonicNanos()) }
@@ -40,7 +53,8 @@ extension Server {
                 continue
             }
             stats.busyWorkers.add(1, ordering: .relaxed)
-            let frame = execute(call, payload: payload, service)
+            cacheEpoch.value = cache?.epoch ?? 0
+            let frame = execute(call, payload: payload, service, cacheEpoch: cacheEpoch.value)
             stats.busyWorkers.subtract(1, ordering: .relaxed)
             worker.running.withLock { $0 = nil }
             completions.withLock { $0.append(Completion(call: call, frame: frame)) }
@@ -51,16 +65,20 @@ extension Server {
         uvMust(uv_async_send(async), "uv_async_send")
     }
 
-    func execute(_ call: Call, payload: [UInt8], _ service: MemoryService) -> [UInt8] {
+    func execute(_ call: Call, payload: [UInt8], _ service: MemoryService, cacheEpoch: UInt64) -> [UInt8] {
         if call.deadline.hasPassed {
             return FrameCodec.encodeResponse(
                 id: call.requestID, error: .call(.deadlineExceeded, "deadline exceeded before the call started"),
                 payload: [])
         }
+        var request: MethodRequest?
         do throws(MemoryError) {
-            let request = try PayloadCodec.decodeRequest(call.method, payload)
-            let response = try service.handle(request, context: CallContext(deadline: call.deadline, now: .now()))
+            request = try PayloadCodec.decodeRequest(call.method, payload)
+            let response = try service.handle(request!, context: CallContext(deadline: call.deadline, now: .now()))
             let payload = PayloadCodec.encodeResponse(response)
+            if let cache, case .getMemoryItem(let item) = response {
+                cache.fill(item.id, payload: payload, expiration: item.expiration, since: cacheEpoch)
+            }
             let frame = FrameCodec.encodeResponse(id: call.requestID, error: nil, payload: payload)
             guard frame.count - 4 <= maxFrameBytes else {
                 throw MemoryError.call(
@@ -70,6 +88,7 @@ extension Server {
             }
             return frame
         } catch {
+            if let cache, let request { invalidateAfterFailure(request, in: cache) }
             stats.record(error)
             if error.type == .storage || error.type == .connection || error.type == .operation {
                 logger.warning("call failed", metadata: ["method": "\(call.method.rawValue)", "error": "\(error)"])
@@ -91,4 +110,20 @@ extension Server {
         for w in workers where !left.contains(w.index) { pthread_join(w.thread, nil) }
         workers = []
     }
+
+    /// A write that failed may still have reached the store (a timeout after the commit): its explicit ids
+    /// leave the cache, so the next read asks the store.
+    private func invalidateAfterFailure(_ request: MethodRequest, in cache: ItemCache) {
+        switch request {
+        case .addMemoryItem(let item, _, _) where !item.id.isEmpty: cache.invalidate(item.id)
+        case .addMemoryItems(let items, _): for item in items where !item.id.isEmpty { cache.invalidate(item.id) }
+        case .deleteMemoryItem(let id), .getMemoryItem(let id): cache.invalidate(id)
+        default: break
+        }
+    }
+}
+
+/// The cache's write epoch when a worker's current call began (one per worker thread).
+final class CacheEpoch {
+    var value: UInt64 = 0
 }

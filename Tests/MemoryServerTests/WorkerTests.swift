@@ -84,7 +84,7 @@ final class WorkerTests: XCTestCase {
     /// Runs `call` as a worker does and returns its answer.
     private func run(_ call: Call) throws -> ResponseFrame {
         let payload = try XCTUnwrap(call.start(), "the call may start")
-        let frame = server.execute(call, payload: payload, service)
+        let frame = server.execute(call, payload: payload, service, cacheEpoch: 0)
         guard case .response(let r) = try FrameCodec.decode(Array(frame.dropFirst(LengthPrefix.size))) else {
             throw MemoryError.call(.internal, "not a response")
         }
