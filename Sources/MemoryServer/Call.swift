@@ -20,6 +20,7 @@ final class Call: Sendable {
     /// The payload's size, counted in `queuedBytes` from the push until the payload is taken or dropped.
     let payloadBytes: Int
     private let payload: Mutex<[UInt8]>
+    let receivedAt = monotonicNanos()
     private let state = Atomic<Int>(State.queued.rawValue)
     /// The server's count of payload bytes waiting in the queue (`queue_max_bytes`).
     private let queuedBytes: QueuedBytes

@@ -28,6 +28,7 @@ extension Server {
             conn.inFlight[c.call.requestID] = nil
             stats.inFlight.subtract(1, ordering: .relaxed)
             conn.append(c.frame)
+            answered(c.call, FrameCodec.responseStatusCode(c.frame))
             conn.resumeIfBelowLimit()
         }
         flushOutput()
@@ -55,5 +56,6 @@ extension Server {
             batch.removeAll(keepingCapacity: batch.capacity <= 4096)
             spareDirty = batch
         }
+        recordAnsweredCalls()
     }
 }

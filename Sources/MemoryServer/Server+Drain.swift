@@ -84,6 +84,7 @@ extension Server {
         guard draining, connections.isEmpty, !stoppingLoop else { return }
         workQueue.close()
         let busy = workersInCalls
+        stopMetricsEndpoint()
         if busy.isEmpty {
             stoppingLoop = true
             joinWorkers(except: [])  // each has sent its last uv_async_send once joined
