@@ -119,8 +119,13 @@ let package = Package(
         .testTarget(name: "MemoryMetricsTests", dependencies: ["MemoryMetrics"]),
         .testTarget(name: "MemoryDomainTests", dependencies: ["MemoryDomain", "MemoryUtilities"]),
         .testTarget(name: "MemoryBackendsTests", dependencies: ["MemoryBackends", "MemoryDomain"]),
-        .testTarget(name: "MemoryServerTests", dependencies: ["MemoryServer", "MemoryUtilities"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryDomain", "MemoryUtilities"]),
+        .testTarget(
+            name: "MemoryServerTests",
+            dependencies: [
+                "MemoryServer", "MemoryDomain", "MemoryUtilities", "MemoryWire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "MemorySQLiteTests",
             dependencies: [

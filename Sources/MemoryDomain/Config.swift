@@ -21,6 +21,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var maxConnections = 1024
     public var maxInFlightPerConnection = 256
     public var queueCapacity = 4096
+    /// Payload bytes the calls waiting for a worker may hold together (the queue's other bound).
+    public var queueMaxBytes = 64 * 1024 * 1024
     public var maxOutputBytes = 16 * 1024 * 1024
     public var defaultTimeoutMs: UInt64 = 30_000
     public var drainTimeoutMs: UInt64 = 10_000
@@ -53,9 +55,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public static let coreKeys: [String] = [
         "socket_path", "socket_mode", "socket_group", "backend", "data_dir", "namespace", "embedding_dimension",
         "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
-        "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
-        "cache.max_bytes", "cache.ttl_ms",
-        "metrics", "metrics_listen",
+        "queue_max_bytes", "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids",
+        "log_level", "cache.max_bytes", "cache.ttl_ms", "metrics", "metrics_listen",
     ]
 
     /// `MEMORYD_*` variables that belong to the clients, the tools and the tests, not to the daemon's
@@ -212,6 +213,7 @@ extension DaemonConfig {
         case "max_connections": maxConnections = try int(1...1_000_000)
         case "max_in_flight_per_connection": maxInFlightPerConnection = try int(1...65536)
         case "queue_capacity": queueCapacity = try int(1...10_000_000)
+        case "queue_max_bytes": queueMaxBytes = try int(1024...(1 << 40))
         case "max_output_bytes": maxOutputBytes = try int(4096...(1 << 30))
         case "default_timeout_ms": defaultTimeoutMs = UInt64(try int(1...86_400_000))
         case "drain_timeout_ms": drainTimeoutMs = UInt64(try int(0...3_600_000))
@@ -240,6 +242,10 @@ extension DaemonConfig {
         }
         guard maxOutputBytes >= maxFrameBytes else {
             throw ConfigError(key: "max_output_bytes", "\(maxOutputBytes) is below max_frame_bytes (\(maxFrameBytes))")
+        }
+        // A request of max_frame_bytes must fit in an empty queue.
+        guard queueMaxBytes >= maxFrameBytes else {
+            throw ConfigError(key: "queue_max_bytes", "\(queueMaxBytes) is below max_frame_bytes (\(maxFrameBytes))")
         }
         let listen = try MetricsListen.parse(metricsListen)
         if listen != nil && !metrics {

@@ -6,6 +6,8 @@ public final class MemoryService {
     public let store: StoreConnection
     public let limits: Limits
     public let version: String
+    /// How large an answer may be (nil: unbounded, as for tools that call the service directly).
+    public let responseBudget: ResponseBudget?
     /// Told about every item this service stored or deleted, after the store said so and before the call
     /// returns: the daemon's read cache follows the store through it.
     public var onChange: ((StoreChange) -> Void)?
@@ -27,11 +29,12 @@ public final class MemoryService {
 
     public init(
         store: StoreConnection, limits: Limits, version: String, startedAtUptimeNanos: UInt64,
-        healthFigures: @escaping @Sendable () -> HealthFigures
+        responseBudget: ResponseBudget? = nil, healthFigures: @escaping @Sendable () -> HealthFigures
     ) {
         self.store = store
         self.limits = limits
         self.version = version
+        self.responseBudget = responseBudget
         self.startedAt = startedAtUptimeNanos
         self.healthFigures = healthFigures
     }
@@ -106,10 +109,21 @@ public final class MemoryService {
             return .deleteMemoryItem
 
         case .getConversationHistory(let r):
-            return .getConversationHistory(try store.conversationHistory(try historyQuery(r), context: context))
+            let query = try historyQuery(r)
+            let page = try boundedPage(
+                limit: query.limit, cursor: query.cursor, size: responseBudget?.memoryItemBytes, what: "item"
+            ) { (limit, cursor) throws(MemoryError) in
+                var q = query
+                q.limit = limit
+                q.cursor = cursor
+                return try store.conversationHistory(q, context: context)
+            }
+            return .getConversationHistory(page)
 
         case .semanticSearch(let r):
-            return .semanticSearch(try store.semanticSearch(try searchQuery(r), context: context))
+            let results = try store.semanticSearch(try searchQuery(r), context: context)
+            try checkFits(results)
+            return .semanticSearch(results)
 
         case .checkDuplicate(let raw):
             try Validation.checkKey(raw.userID, field: "item.user_id", required: true, limits: limits)
@@ -138,10 +152,18 @@ public final class MemoryService {
                 try Validation.checkKey(r.agentID, field: "agent_id (or all_agents)", required: true, limits: limits)
             }
             try Validation.checkKey(r.dataType, field: "data_type", required: false, limits: limits)
-            let q = AgentDataQuery(
+            let query = AgentDataQuery(
                 agentID: r.agentID, dataType: r.dataType, limit: try limit(r.limit),
                 cursor: try cursor(r.pageToken))
-            return .listAgentData(try store.listAgentData(q, context: context))
+            let page = try boundedPage(
+                limit: query.limit, cursor: query.cursor, size: responseBudget?.agentDataBytes, what: "agent data"
+            ) { (limit, cursor) throws(MemoryError) in
+                var q = query
+                q.limit = limit
+                q.cursor = cursor
+                return try store.listAgentData(q, context: context)
+            }
+            return .listAgentData(page)
 
         case .listMemoryItems(let r):
             try Validation.checkKey(r.userID, field: "user_id", required: false, limits: limits)
@@ -160,6 +182,64 @@ public final class MemoryService {
         case .getMetrics:
             // The server answers it on its event loop, where the metrics are rendered; never queued here.
             throw .call(.unimplemented, "GetMetrics is answered by the server, not by a store")
+        }
+    }
+
+    // MARK: - Answers that fit in a frame
+
+    /// A listing page of at most `limit` items whose answer fits the ``responseBudget``: the store is read in
+    /// parts (the first of ``ResponseBudget/firstRead`` items, the next ones sized by the room left and the
+    /// largest item seen), and the page ends before the item that would not fit, with a token that resumes at
+    /// it. So a page may hold fewer than `limit` items even when more follow; clients follow
+    /// `next_page_token` until it is empty (PROTOCOL.md).
+    private func boundedPage<T: Sendable & KeysetPaged>(
+        limit: Int, cursor start: PageCursor?, size: (@Sendable (T) -> Int)?, what: String,
+        read: (Int, PageCursor?) throws(MemoryError) -> Page<T>
+    ) throws(MemoryError) -> Page<T> {
+        guard let budget = responseBudget, let size else { return try read(limit, start) }
+        var items: [T] = []
+        var used = 0
+        var largest = 0
+        var cursor = start
+        while true {
+            let want = limit - items.count
+            let n = largest == 0 ? min(want, budget.firstRead) : min(want, max(1, (budget.bytes - used) / largest))
+            let part = try read(n, cursor)
+            for item in part.items {
+                let bytes = size(item)
+                guard used + bytes <= budget.bytes else {
+                    guard let last = items.last else {
+                        throw .call(
+                            .resourceExhausted,
+                            "\(what) \(Validation.show(item.pageCursor.id)) alone takes \(bytes) bytes, over what max_frame_bytes leaves for an answer (\(budget.bytes))"
+                        )
+                    }
+                    return Page(items: items, nextPageToken: last.pageCursor.token)
+                }
+                items.append(item)
+                used += bytes
+                largest = max(largest, bytes)
+            }
+            guard items.count < limit, !part.items.isEmpty, !part.nextPageToken.isEmpty else {
+                return Page(items: items, nextPageToken: part.nextPageToken)
+            }
+            cursor = items[items.count - 1].pageCursor
+        }
+    }
+
+    /// SemanticSearch has no pages: results that would not fit are refused before anything is encoded, saying
+    /// how many would have.
+    private func checkFits(_ results: [ScoredItem]) throws(MemoryError) {
+        guard let budget = responseBudget else { return }
+        var used = 0
+        for (i, r) in results.enumerated() {
+            used += budget.scoredItemBytes(r)
+            if used > budget.bytes {
+                throw .call(
+                    .resourceExhausted,
+                    "the \(results.count) results take more than max_frame_bytes leaves for an answer (\(budget.bytes) bytes); the best \(i) fit: ask for top_k ≤ \(i)"
+                )
+            }
         }
     }
 

@@ -2,57 +2,82 @@ import MemoryDomain
 import MemoryUtilities
 import Synchronization
 
-/// One request on its way through the server. The loop thread owns its bookkeeping; `state` is the only
-/// field a worker writes, so that a call abandoned by a deadline or a Cancel is never started.
+/// One request on its way through the server. The loop thread owns its bookkeeping; `state` decides who may
+/// touch the payload: the worker that starts the call takes it, the loop that abandons a queued call drops it.
+/// Either way the call keeps nothing heavy afterwards, however long its deadline keeps it in the heap.
 final class Call: Sendable {
     enum State: Int {
         case queued = 0
         case running = 1
         case abandoned = 2
-        case finished = 3
     }
 
     let connectionID: UInt64
     let requestID: UInt64
     let method: MemoryMethod
-    let payload: [UInt8]
     let deadline: Deadline
     let timeoutMs: UInt64
+    /// The payload's size, counted in `queuedBytes` from the push until the payload is taken or dropped.
+    let payloadBytes: Int
+    private let payload: Mutex<[UInt8]>
     let receivedAt = monotonicNanos()
     private let state = Atomic<Int>(State.queued.rawValue)
+    /// The server's count of payload bytes waiting in the queue (`queue_max_bytes`).
+    private let queuedBytes: QueuedBytes
 
-    init(connectionID: UInt64, requestID: UInt64, method: MemoryMethod, payload: [UInt8], timeoutMs: UInt64) {
+    init(
+        connectionID: UInt64, requestID: UInt64, method: MemoryMethod, payload: [UInt8], timeoutMs: UInt64,
+        queuedBytes: QueuedBytes
+    ) {
         self.connectionID = connectionID
         self.requestID = requestID
         self.method = method
-        self.payload = payload
+        self.payloadBytes = payload.count
+        self.payload = Mutex(payload)
         self.timeoutMs = timeoutMs
         self.deadline = .after(milliseconds: timeoutMs)
+        self.queuedBytes = queuedBytes
+        queuedBytes.add(payload.count)
     }
 
-    /// Loop side: the response was delivered.
-    func finish() { state.store(State.finished.rawValue, ordering: .relaxed) }
-
-    /// Still waiting for a worker or running (not answered, abandoned or cancelled).
-    var isLive: Bool { state.load(ordering: .relaxed) <= State.running.rawValue }
-
-    /// Worker side: true when the call may run (it was not abandoned first).
-    func start() -> Bool {
-        state.compareExchange(
-            expected: State.queued.rawValue, desired: State.running.rawValue, ordering: .acquiringAndReleasing
-        ).exchanged
+    /// Worker side: the payload when the call may run, nil when it was abandoned first. The call gives the
+    /// payload up: from now on only the worker holds it.
+    func start() -> [UInt8]? {
+        guard
+            state.compareExchange(
+                expected: State.queued.rawValue, desired: State.running.rawValue, ordering: .acquiringAndReleasing
+            ).exchanged
+        else { return nil }
+        let bytes = payload.withLock { p in
+            defer { p = [] }
+            return p
+        }
+        queuedBytes.subtract(payloadBytes)
+        return bytes
     }
 
-    /// Loop side: true when the call had not started yet and now never will.
+    /// Loop side: true when the call had not started yet and now never will (its payload is dropped). A call
+    /// already running is left alone: it finishes, and its deadline still bounds when it is answered.
     @discardableResult
     func abandon() -> Bool {
-        let wasQueued = state.compareExchange(
-            expected: State.queued.rawValue, desired: State.abandoned.rawValue,
-            ordering: .acquiringAndReleasing
-        ).exchanged
-        if !wasQueued { state.store(State.abandoned.rawValue, ordering: .releasing) }
-        return wasQueued
+        guard
+            state.compareExchange(
+                expected: State.queued.rawValue, desired: State.abandoned.rawValue, ordering: .acquiringAndReleasing
+            ).exchanged
+        else { return false }
+        payload.withLock { $0 = [] }
+        queuedBytes.subtract(payloadBytes)
+        return true
     }
+}
+
+/// Payload bytes of the calls waiting for a worker: added when a call is made, subtracted when a worker
+/// takes its payload or the call is abandoned before that. Only the loop thread adds.
+final class QueuedBytes: Sendable {
+    private let bytes = Atomic<Int>(0)
+    var value: Int { bytes.load(ordering: .relaxed) }
+    func add(_ n: Int) { bytes.add(n, ordering: .relaxed) }
+    func subtract(_ n: Int) { bytes.subtract(n, ordering: .relaxed) }
 }
 
 /// A finished call: the encoded Response frame (length prefix included).
@@ -73,9 +98,9 @@ struct DeadlineHeap {
     var isEmpty: Bool { heap.isEmpty }
     var count: Int { heap.count }
 
-    /// Drops the entries of calls already answered, so the heap stays the size of what is in flight.
-    mutating func removeFinished() {
-        let live = heap.filter { $0.call.isLive }
+    /// Keeps only the entries whose call `isInFlight` says still needs its deadline.
+    mutating func removeAll(keepingOnly isInFlight: (Call) -> Bool) {
+        let live = heap.filter { isInFlight($0.call) }
         heap = []
         heap.reserveCapacity(live.count)
         for e in live { push(e) }

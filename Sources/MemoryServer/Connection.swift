@@ -51,6 +51,9 @@ final class Connection {
 
     /// Output not yet handed to libuv, and bytes libuv is still writing.
     var output: [UInt8] = []
+    /// An output buffer up to this size is kept between writes (Pings are packed into it without allocating);
+    /// a larger one, left by a large response, is released so that an idle connection holds little.
+    static let keptOutputBytes = 8192
     var writing = 0
     var reading = false
     var closing = false
@@ -176,10 +179,18 @@ final class Connection {
             "protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
         goAway(kind.code, message)
         // Calls already accepted are abandoned: the peer broke the protocol.
-        for (_, call) in inFlight { call.abandon() }
-        inFlight.removeAll()
+        abandonCallsInFlight()
         pendingInput = []
         closeIfIdle()
+    }
+
+    /// Drops every call in flight: queued ones will not run, running ones will not be answered. The owner
+    /// hears of it (its count of calls in flight goes down).
+    private func abandonCallsInFlight() {
+        guard !inFlight.isEmpty else { return }
+        for (_, call) in inFlight { call.abandon() }
+        owner.connection(self, abandonedCalls: inFlight.count)
+        inFlight.removeAll()
     }
 
     /// Sends GoAway(last_request_id) once and stops reading: calls after that id were not processed.
@@ -242,7 +253,7 @@ final class Connection {
             return
         }
         if written == output.count {
-            output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+            output.removeAll(keepingCapacity: output.capacity <= Self.keptOutputBytes)
             closeIfIdle()
             return
         }
@@ -250,7 +261,7 @@ final class Connection {
         let rest = output.count - written
         let mem = malloc(rest)!
         output.withUnsafeBytes { mem.copyMemory(from: $0.baseAddress! + written, byteCount: rest) }
-        output.removeAll(keepingCapacity: output.capacity <= 1 << 16)
+        output.removeAll(keepingCapacity: output.capacity <= Self.keptOutputBytes)
         writing = rest
         let req = uvAllocate(uv_write_t.self)
         req.pointee.data = mem
@@ -290,9 +301,7 @@ final class Connection {
         guard !closing else { return }
         closing = true
         stopReading()
-        for (_, call) in inFlight { call.abandon() }
-        owner.connection(self, abandonedCalls: inFlight.count)
-        inFlight.removeAll()
+        abandonCallsInFlight()
         output = []
         uv_close(cuv_handle(handle)) { h in
             let conn = Unmanaged<Connection>.fromOpaque(h!.pointee.data).takeUnretainedValue()

@@ -26,13 +26,14 @@ extension Server {
                 continue
             }
             conn.inFlight[c.call.requestID] = nil
-            c.call.finish()
             stats.inFlight.subtract(1, ordering: .relaxed)
             conn.append(c.frame)
             answered(c.call, FrameCodec.responseStatusCode(c.frame))
             conn.resumeIfBelowLimit()
         }
         flushOutput()
+        // A draining server waits for its workers' last calls; each exit wakes the loop here.
+        if draining && connections.isEmpty { finishDrain() }
     }
 
     func connectionHasOutput(_ conn: Connection) {

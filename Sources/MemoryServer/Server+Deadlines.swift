@@ -10,15 +10,26 @@ import Glibc
 #endif
 
 /// Call deadlines: one timer over a min-heap of every call's deadline.
+///
+/// A call answered before its deadline leaves its entry behind (removing from the middle of a heap is not
+/// worth it); the entry holds a small `Call` without its payload, and the leftovers are swept whenever they
+/// outnumber the calls in flight, so the heap stays within twice what is in flight (plus a constant) whatever
+/// the deadlines — one day at most. A call stays in the heap as long as its connection has it in flight: a
+/// running call the client cancelled is still answered DEADLINE_EXCEEDED at its deadline.
 extension Server {
     // MARK: - Deadlines
 
     func addDeadline(_ call: Call) {
         deadlines.push(.init(deadline: call.deadline.uptimeNanos, call: call))
-        if deadlines.count > 4096 && deadlines.count > 4 * stats.inFlight.load(ordering: .relaxed) {
-            deadlines.removeFinished()
+        if deadlines.count > 2 * stats.inFlight.load(ordering: .relaxed) + 64 {
+            deadlines.removeAll(keepingOnly: isInFlight)
         }
         armDeadlineTimer()
+    }
+
+    /// True while `call` is in its connection's calls in flight: not answered, abandoned or closed.
+    func isInFlight(_ call: Call) -> Bool {
+        connections[call.connectionID]?.inFlight[call.requestID] === call
     }
 
     func armDeadlineTimer() {
@@ -41,7 +52,7 @@ extension Server {
         let now = monotonicNanos()
         while let e = deadlines.earliest, e <= now {
             let call = deadlines.pop()!.call
-            guard let conn = connections[call.connectionID], conn.inFlight[call.requestID] === call else { continue }
+            guard isInFlight(call), let conn = connections[call.connectionID] else { continue }
             call.abandon()
             conn.inFlight[call.requestID] = nil
             stats.inFlight.subtract(1, ordering: .relaxed)

@@ -93,17 +93,34 @@ extension Server {
             return
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
+        // The queue is bounded in bytes too: 4,096 queued calls of 4 MiB would be 16 GiB.
+        let queuedBytes = stats.queuedBytes.value
+        guard queuedBytes + r.payload.count <= config.queueMaxBytes else {
+            respond(
+                conn, r.id,
+                .call(
+                    .resourceExhausted,
+                    "server overloaded: \(queuedBytes) bytes of requests queued; this one's \(r.payload.count) would pass queue_max_bytes (\(config.queueMaxBytes))"
+                ))
+            answeredOnLoop(method, .resourceExhausted)
+            return
+        }
         let call = Call(
-            connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)
+            connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout,
+            queuedBytes: stats.queuedBytes)
+        // Counted in flight before a worker can see it, so that a HealthCheck counts itself.
+        conn.inFlight[r.id] = call
+        stats.inFlight.add(1, ordering: .relaxed)
         guard workQueue.tryPush(call) else {
+            call.abandon()
+            conn.inFlight[r.id] = nil
+            stats.inFlight.subtract(1, ordering: .relaxed)
             respond(
                 conn, r.id,
                 .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
             answeredOnLoop(method, .resourceExhausted)
             return
         }
-        conn.inFlight[r.id] = call
-        stats.inFlight.add(1, ordering: .relaxed)
         addDeadline(call)
     }
 
@@ -115,6 +132,6 @@ extension Server {
             respond(conn, id, .call(.cancelled, "cancelled by the client before it started"))
             answered(call, .cancelled)
         }
-        // A call already running finishes and is answered as usual.
+        // A call already running finishes and is answered as usual, or DEADLINE_EXCEEDED at its deadline.
     }
 }

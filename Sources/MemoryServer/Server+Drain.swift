@@ -10,7 +10,8 @@ import Glibc
 #endif
 
 /// Signals and drain: SIGTERM/SIGINT stop accepting, send GoAway, finish what is in flight within
-/// `drain_timeout_ms`, then close the loop's handles.
+/// `drain_timeout_ms`, then close the loop's handles. The drain never waits past `drain_timeout_ms` (or a second
+/// signal): a worker still inside a backend call by then is left behind, and ``run()`` reports it.
 extension Server {
     // MARK: - Signals, drain, reload
 
@@ -21,7 +22,9 @@ extension Server {
             let name = signum == SIGTERM ? "SIGTERM" : "SIGINT"
             if draining {
                 logger.notice("\(name) again: closing connections now")
+                drainCutShort = true
                 closeAllConnections()
+                if connections.isEmpty { finishDrain() }
             } else {
                 logger.info(
                     "\(name): draining",
@@ -48,42 +51,73 @@ extension Server {
             conn.closeIfIdle()
         }
         flushOutput()
-        if connections.isEmpty {
-            finishDrain()
-            return
-        }
+        // One timer bounds the whole drain: the connections' calls, then the workers' last calls.
         let t = uvAllocate(uv_timer_t.self)
         uvMust(uv_timer_init(loop, t), "uv_timer_init")
         drainTimer = t
-        let rc = uv_timer_start(
-            t,
-            { t in
-                let s = Server.from(t!.pointee.loop)
-                s.logger.warning(
-                    "drain timeout reached; closing the remaining connections",
-                    metadata: ["connections": "\(s.connections.count)"])
-                s.closeAllConnections()
-            }, config.drainTimeoutMs, 0)
-        uvMust(rc, "uv_timer_start")
+        uvMust(
+            uv_timer_start(t, { t in Server.from(t!.pointee.loop).drainTimeoutPassed() }, config.drainTimeoutMs, 0),
+            "uv_timer_start")
+        if connections.isEmpty { finishDrain() }
+    }
+
+    func drainTimeoutPassed() {
+        drainCutShort = true
+        if connections.isEmpty {
+            finishDrain()  // only workers were left to wait for
+            return
+        }
+        logger.warning(
+            "drain timeout reached; closing the remaining connections",
+            metadata: ["connections": "\(connections.count)", "drain_timeout_ms": "\(config.drainTimeoutMs)"])
+        closeAllConnections()  // each close ends in connectionDidClose, the last one in finishDrain
     }
 
     func closeAllConnections() {
         for conn in Array(connections.values) { conn.close() }
     }
 
-    /// Every connection is gone: stop the workers (a call still running finishes first; they use the async
-    /// handle until then), then close the loop's own handles so `uv_run` returns.
+    /// Every connection is gone: stop the workers, then close the loop's own handles so `uv_run` returns.
+    /// Called again whenever a worker exits (``drainCompletions()``) until none is left, or the drain's time is
+    /// up: then the workers still inside a backend call are left behind.
     func finishDrain() {
+        guard draining, connections.isEmpty, !stoppingLoop else { return }
+        workQueue.close()
+        let busy = workersInCalls
         stopMetricsEndpoint()
-        stopWorkers()
-        closeAllHandles()
+        if busy.isEmpty {
+            stoppingLoop = true
+            joinWorkers(except: [])  // each has sent its last uv_async_send once joined
+            closeAllHandles()
+            return
+        }
+        guard drainCutShort else { return }  // wait for the workers' async wake-ups, or the drain timer
+        stoppingLoop = true
+        let now = monotonicNanos()
+        for w in busy {
+            let running = w.running.withLock { $0 }
+            logger.error(
+                "drain: a worker is still inside a backend call; exiting without it",
+                metadata: [
+                    "worker": "\(w.index)", "method": "\(running?.method.rawValue ?? "-")",
+                    "running_ms": "\(running.map { (now &- $0.since) / 1_000_000 } ?? 0)",
+                    "drain_timeout_ms": "\(config.drainTimeoutMs)",
+                ])
+        }
+        stuckWorkers = busy
+        joinWorkers(except: busy)
+        // A stuck worker will still call uv_async_send when its call returns: that handle stays open (and
+        // unreferenced, so that uv_run returns) until the process exits.
+        closeAllHandles(except: async)
+        uv_unref(cuv_handle(async))
     }
 
-    func closeAllHandles() {
+    func closeAllHandles(except kept: UnsafeMutablePointer<uv_async_t>? = nil) {
+        let keep = kept.flatMap { UnsafeMutableRawPointer(cuv_handle($0)) }
         uv_walk(
             loop,
-            { h, _ in
-                guard let h, uv_is_closing(h) == 0 else { return }
+            { h, keep in
+                guard let h, uv_is_closing(h) == 0, UnsafeMutableRawPointer(h) != keep else { return }
                 if h.pointee.type == UV_NAMED_PIPE, h.pointee.data != nil {
                     let loopServer = Server.from(h.pointee.loop)
                     if loopServer.connections.values.contains(where: { cuv_handle($0.handle) == h }) {
@@ -92,7 +126,7 @@ extension Server {
                     }
                 }
                 uv_close(h) { h in h?.deallocate() }
-            }, nil)
+            }, keep)
         // Closing the signal handles restored the default dispositions; a late SIGTERM while the process
         // finishes its exit must not turn a clean exit 0 into "killed by SIGTERM".
         signal(SIGTERM, SIG_IGN)

@@ -26,6 +26,7 @@ extension Server {
             d["connection_pool_size"] = .number(Double(workers))
             d["connections_in_use"] = .number(Double(stats.busyWorkers.load(ordering: .relaxed)))
             d["queue_depth"] = .number(Double(queue.depth))
+            d["queue_bytes"] = .number(Double(stats.queuedBytes.value))
             d["client_connections"] = .number(Double(stats.connections.load(ordering: .relaxed)))
             d["calls_in_flight"] = .number(Double(stats.inFlight.load(ordering: .relaxed)))
             d["error_count"] = .number(Double(errors))

@@ -52,11 +52,17 @@ public final class Server: @unchecked Sendable {
     /// Decodes requests on the loop thread without building Swift values (see `FrameDecoder`).
     let decoder = FrameDecoder()
     let versionCString = UnsafePointer(strdup(Server.version)!)
-    var workerThreads: [pthread_t] = []
+    var workers: [Worker] = []
     var deadlines = DeadlineHeap()
     var deadlineArmedFor = UInt64.max
     var connectionLimits: ConnectionLimits
     var draining = false
+    /// The drain's time is up (drain_timeout_ms or a second signal): stop without the workers still busy.
+    var drainCutShort = false
+    /// The loop's handles are closing; `uv_run` is about to return.
+    var stoppingLoop = false
+    /// Workers left inside a backend call when the drain ended.
+    var stuckWorkers: [Worker] = []
     var lastWatchdog: UInt64 = 0
     let watchdogInterval: UInt64?
     var lastStatus = ""
@@ -99,9 +105,20 @@ public final class Server: @unchecked Sendable {
 
     // MARK: - Running
 
+    /// How ``run()`` ended.
+    public enum Outcome: Sendable, Equatable {
+        /// Every connection drained and every worker returned: a clean stop.
+        case drained
+        /// The drain ended (drain_timeout_ms, or a second signal) while this many workers were still inside
+        /// a backend call: their calls were not answered and their backend connections not closed. The caller
+        /// should exit at once, without waiting for them.
+        case workersStuck(Int)
+    }
+
     /// Opens the backend connections, starts the workers, binds (or adopts) the socket, signals READY=1 and
-    /// serves until SIGTERM/SIGINT has drained every connection.
-    public func run() throws {
+    /// serves until SIGTERM/SIGINT has drained every connection, for at most `drain_timeout_ms`.
+    @discardableResult
+    public func run() throws -> Outcome {
         try uvCheck(uv_loop_init(loop), "uv_loop_init")
         loop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
 
@@ -113,8 +130,10 @@ public final class Server: @unchecked Sendable {
             let store = try backend.makeConnection()
             services.append(
                 MemoryService(
-                    store: store, limits: config.limits, version: Self.version,
-                    startedAtUptimeNanos: startedAt, healthFigures: healthFiguresProvider()))
+                    store: store, limits: config.limits, version: Self.version, startedAtUptimeNanos: startedAt,
+                    responseBudget: WireSize.budget(
+                        maxFrameBytes: config.maxFrameBytes, maxItemBytes: config.limits.maxItemBytes),
+                    healthFigures: healthFiguresProvider()))
         }
 
         async = uvAllocate(uv_async_t.self)
@@ -150,10 +169,11 @@ public final class Server: @unchecked Sendable {
         let asyncRef = SendablePointer(async)
         for (i, service) in services.enumerated() {
             let box = SendableBox(service)
-            workerThreads.append(
-                startThread(name: "memoryd-w\(i)") { [self] in
-                    self.workerMain(service: box.value, async: asyncRef.pointer)
-                })
+            let worker = Worker(index: i)
+            worker.thread = startThread(name: "memoryd-w\(i)") { [self] in
+                self.workerMain(service: box.value, async: asyncRef.pointer, worker: worker)
+            }
+            workers.append(worker)
         }
 
         logger.info(
@@ -166,16 +186,25 @@ public final class Server: @unchecked Sendable {
 
         uv_run(loop, UV_RUN_DEFAULT)
 
-        // Drained: stop the workers, then the backend.
-        stopWorkers()
-        for s in services { s.store.close() }
+        // Drained: the workers have stopped (``finishDrain()`` joined them), then the backend.
+        let stuck = Set(stuckWorkers.map(\.index))
+        for (i, s) in services.enumerated() where !stuck.contains(i) { s.store.close() }
+        if ownsSocketPath { unlink(config.socketPath) }
+        guard stuck.isEmpty else {
+            // A stuck worker still uses its backend connection (and may hold the backend's locks): neither is
+            // closed or flushed. What it was doing is lost like a call cut off by a crash (docs/operating.md).
+            logger.error(
+                "memoryd stopped without waiting for workers still inside a backend call",
+                metadata: ["workers": "\(stuck.count)"])
+            return .workersStuck(stuck.count)
+        }
         backend.shutdown()
         closeAllHandles()
         do { try uvCheck(uv_loop_close(loop), "uv_loop_close") } catch {
             logger.warning("the event loop still had handles at exit", metadata: ["error": "\(error)"])
         }
-        if ownsSocketPath { unlink(config.socketPath) }
         logger.info("memoryd stopped")
+        return .drained
     }
 
     static func from(_ loop: UnsafeMutablePointer<uv_loop_t>!) -> Server {

@@ -9,6 +9,8 @@ final class ServerStats: Sendable {
     let busyWorkers = Atomic<Int>(0)
     let callsTotal = Atomic<Int>(0)
     let protocolErrors = Atomic<Int>(0)
+    /// Payload bytes of the calls waiting for a worker (bounded by `queue_max_bytes`).
+    let queuedBytes = QueuedBytes()
     private let errors = Mutex<ErrorWindow>(ErrorWindow())
 
     struct ErrorWindow {

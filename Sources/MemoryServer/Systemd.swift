@@ -11,10 +11,35 @@ public struct Systemd: Sendable {
     /// True when `$NOTIFY_SOCKET` is set.
     public var isNotifying: Bool { getenv("NOTIFY_SOCKET") != nil }
 
-    /// Sends `state` (e.g. `READY=1\nSTATUS=serving`). Errors are ignored, as sd_notify's callers do.
-    public func notify(_ state: String) {
-        guard isNotifying else { return }
-        _ = sd_notify(0, state)
+    /// Sends `state` (e.g. `READY=1\nSTATUS=serving`) without ever blocking: it is called on the event loop,
+    /// and sd_notify(3) blocks when the notify socket's queue is full (10 datagrams nobody read). A message
+    /// that does not fit is dropped; errors are ignored, as sd_notify's callers do. Returns whether it was sent.
+    @discardableResult
+    public func notify(_ state: String) -> Bool {
+        guard let p = getenv("NOTIFY_SOCKET") else { return false }
+        let path = Array(String(cString: p).utf8)
+        // A path, or an abstract name written with a leading "@" (what sd_notify accepts besides vsock).
+        guard path.first == UInt8(ascii: "/") || path.first == UInt8(ascii: "@") else { return false }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let fits = withUnsafeMutableBytes(of: &addr.sun_path) { raw -> Bool in
+            guard path.count < raw.count else { return false }
+            raw.copyBytes(from: path)
+            if path[0] == UInt8(ascii: "@") { raw[0] = 0 }
+            return true
+        }
+        guard fits else { return false }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + path.count)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var message = Array(state.utf8)
+        let sent = withUnsafePointer(to: &addr) { a in
+            a.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, &message, message.count, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), $0, length)
+            }
+        }
+        return sent == message.count
     }
 
     /// The watchdog interval when `WatchdogSec=` is set for this process.

@@ -64,6 +64,9 @@ public struct FrameReassembler: Sendable {
     private var headerBytes = 0
     private var body: [UInt8] = []
     private var expected = 0
+    /// A body buffer up to this size is kept for the next frame that spans reads; a larger one is released as
+    /// soon as its frame is handed over, so an idle connection holds at most this much.
+    public static let keptBufferBytes = 4096
 
     public init(maxFrameBytes: Int) {
         self.maxFrameBytes = maxFrameBytes
@@ -71,6 +74,9 @@ public struct FrameReassembler: Sendable {
 
     /// True when a frame has been started but not finished (a peer closing now truncated it).
     public var isMidFrame: Bool { headerBytes > 0 || expected > 0 }
+
+    /// Bytes held for frame bodies (the buffer's capacity), whether or not a frame is under way.
+    public var bufferedCapacity: Int { body.capacity }
 
     /// Feeds bytes; calls `onFrame` with each complete frame body (valid only during the call). When
     /// `onFrame` returns false, stops right after that frame and returns how many bytes were consumed, so
@@ -118,7 +124,8 @@ public struct FrameReassembler: Sendable {
             if body.count == expected {
                 expected = 0
                 let more = try body.withUnsafeBytes { try onFrame($0) }
-                if body.capacity > 1 << 20 { body = [] }  // don't keep a large buffer for an idle connection
+                // Don't keep a large buffer for what may now be an idle connection (1,024 of them × 1 MiB).
+                if body.capacity > Self.keptBufferBytes { body = [] }
                 if !more { return i }
             }
         }

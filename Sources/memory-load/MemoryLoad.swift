@@ -35,8 +35,23 @@ struct MemoryLoad: ParsableCommand {
             "Adds upsert ids from a fixed set of this many per connection, so the stored data stops growing (0 = every add is new; a soak that looks for leaks wants a bound)."
     )
     var boundedIds = 0
+    @Option(help: "Memory probe: this many answered calls of --call-bytes, then memoryd's RSS (needs --rss-pid).")
+    var bigCalls: Int?
+    @Option(help: "Size of each --big-calls request (bytes).") var callBytes = 3 * 1024 * 1024
+    @Option(help: "Calls in flight at a time in --big-calls.") var pipeline = 4
+    @Option(help: "Memory probe: this many connections send one --frame-bytes frame and stay idle (needs --rss-pid).")
+    var idleFrames: Int?
+    @Option(help: "Size of each --idle-frames frame (bytes).") var frameBytes = 1024 * 1024
 
     func run() throws {
+        if bigCalls != nil || idleFrames != nil {
+            guard let pid = rssPid else { throw ValidationError("--big-calls and --idle-frames need --rss-pid") }
+            var out: [String: JSONValue] = [:]
+            if let n = bigCalls { out = try runBigCalls(n, pid: pid) }
+            if let n = idleFrames { out = try runIdleFrames(n, pid: pid) }
+            print(JSONValue.object(out).serialized())
+            return
+        }
         let shared = Shared()
         if nonReader { try prepareBigItem() }
         let perThread = (0..<threads).map { t in stride(from: t, to: connections, by: threads).map { $0 } }.filter {

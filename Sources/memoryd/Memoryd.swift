@@ -90,7 +90,11 @@ struct Memoryd: ParsableCommand {
         }
         let server = Server(config: cfg, backend: store, logger: logger, reloadConfig: { try loadConfig() })
         do {
-            try server.run()
+            if case .workersStuck = try server.run() {
+                // The drain ended with workers still inside backend calls (docs/operating.md): exit now, without
+                // running exit handlers under their feet. 75 = EX_TEMPFAIL: not a clean stop.
+                Glibc._exit(75)
+            }
         } catch {
             logger.critical("memoryd failed", metadata: ["error": "\(error)"])
             store.shutdown()

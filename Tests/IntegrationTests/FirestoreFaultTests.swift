@@ -43,6 +43,21 @@ final class FirestoreFaultTests: XCTestCase {
             return it
         }
         func retries() throws -> Double { try client.healthCheck().details["retries_total"]?.numberValue ?? -1 }
+        /// The next add that the breaker lets through and the emulator answers: after a fault the breaker lets
+        /// a probe through once its recovery timeout has passed (health stops saying "open"), and the probe
+        /// can fail again under load; waits for those events, not for a time.
+        func addOnceRecovered() throws -> MemoryItem {
+            var last: Error?
+            for _ in 0..<20 {
+                var polls = 0
+                while try client.healthCheck().details["circuit_state"] == .string("open"), polls < 600 {
+                    usleep(50_000)
+                    polls += 1
+                }
+                do { return try add() } catch let e as MemoryError where e.type == .connection { last = e }
+            }
+            throw last ?? DaemonError("no add got through")
+        }
         /// A call under a fault: the error and how long it took (ms).
         func failing() -> (MemoryError?, Double) {
             let start = monotonicNanos()
@@ -84,11 +99,11 @@ final class FirestoreFaultTests: XCTestCase {
             if let err {
                 XCTAssertTrue(types.contains(err.type) || err.code == .deadlineExceeded, "\(mode): \(err)")
             }
-            XCTAssertLessThan(ms, 6000 + 1000, "\(mode): answered within the call's deadline")
+            // memoryd answered (its deadline bounds the call) before the client gave up on its own.
+            XCTAssertFalse(err?.message.contains("no answer from memoryd") ?? false, "\(mode): took \(ms) ms")
             XCTAssertGreaterThan(try retries(), before, "\(mode): retries are counted in health details.retries_total")
             // Let the breaker close again before the next fault.
-            usleep(1_100_000)
-            acknowledged.append(try add())
+            acknowledged.append(try addOnceRecovered())
         }
 
         // A sustained outage opens the breaker: health says so and calls fail fast.
@@ -97,18 +112,24 @@ final class FirestoreFaultTests: XCTestCase {
         let h = try client.healthCheck()
         XCTAssertEqual(h.details["circuit_state"], .string("open"), "\(h)")
         XCTAssertEqual(h.status, "unhealthy")
+        let requestsBefore = proxy.requests
         let (fast, fastMs) = failing()
         XCTAssertEqual(fast?.type, .connection)
         XCTAssertTrue(fast?.message.contains("circuit") ?? false, fast?.message ?? "")
-        XCTAssertLessThan(fastMs, 200, "an open circuit fails fast")
+        // Fails fast: without sending anything to Firestore (\(fastMs) ms here; a figure, not a check).
+        XCTAssertEqual(proxy.requests, requestsBefore, "an open circuit fails without a request (\(fastMs) ms)")
 
-        // Recovery: the emulator answers again; after the recovery timeout one probe closes the circuit.
+        // Recovery: the emulator answers again; after the recovery timeout a probe closes the circuit.
         proxy.mode = .pass
-        usleep(1_200_000)
-        acknowledged.append(try add())
+        acknowledged.append(try addOnceRecovered())
         let healed = try client.healthCheck()
         XCTAssertEqual(healed.details["circuit_state"], .string("closed"))
-        XCTAssertEqual(healed.status, "healthy")
+        // Healthy, unless this test's own failed calls (8, plus any the emulator's slow first writes caused)
+        // reach health's 10 errors in the last minute.
+        let reason = healed.details["reason"]?.stringValue ?? ""
+        XCTAssertTrue(
+            healed.status == "healthy" || (healed.status == "degraded" && reason.contains("errors in the last minute")),
+            "\(healed)")
         XCTAssertGreaterThan(proxy.faulted, 0)
 
         // Every acknowledged write is in the emulator: a fresh daemon straight on the emulator reads them.

@@ -41,13 +41,15 @@ func assertThrows<T>(
     }
 }
 
-/// The backends the integration suite runs against: `MEMORYD_TEST_BACKENDS=sqlite,firestore`
-/// (default: sqlite and, when the emulator is installed, firestore).
+/// The backends the behaviour suite (MethodsTests) runs against: `MEMORYD_TEST_BACKENDS=sqlite,firestore`;
+/// by default both under CI (`CI=true`: a missing emulator then fails the test), sqlite alone elsewhere.
 enum Backends {
     static var selected: [String] {
         if let v = ProcessInfo.processInfo.environment["MEMORYD_TEST_BACKENDS"], !v.isEmpty {
             return v.split(separator: ",").map(String.init)
         }
+        if Requirement.isCI { return ["sqlite", "firestore"] }
+        print("MethodsTests: sqlite only (set MEMORYD_TEST_BACKENDS=sqlite,firestore or CI=true for Firestore too)")
         return ["sqlite"]
     }
 }

@@ -112,6 +112,17 @@ final class LifecycleTests: XCTestCase {
         }
     }
 
+    /// A typo in a unit file's Environment= (MEMORYD_WORKER for MEMORYD_WORKERS) stops memoryd at start,
+    /// exit 2, naming the variable, instead of falling back to the default without a word.
+    func testUnknownMemorydVariableIsRefusedNamingIt() throws {
+        let d = DaemonProcess(environment: ["MEMORYD_WORKER": "4"])
+        defer { d.removeDirectory() }
+        XCTAssertThrowsError(try d.start(timeout: 60)) { error in
+            XCTAssertTrue("\(error)".contains("exited with status 2"), "\(error)")
+        }
+        XCTAssertTrue(d.log().contains("MEMORYD_WORKER: unknown environment variable"), d.log())
+    }
+
     func testSIGHUPReloadsLogLevel() throws {
         let daemon = try startDaemon()
         defer { daemon.removeDirectory() }
@@ -125,6 +136,25 @@ final class LifecycleTests: XCTestCase {
         let until = Date().addingTimeInterval(10)
         while !daemon.log().contains("connection accepted") && Date() < until { usleep(20_000) }
         XCTAssertTrue(daemon.log().contains("connection accepted"))
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
+    /// systemd reads its notify socket, but a NOTIFY_SOCKET nobody reads fills up after 10 datagrams (the
+    /// kernel's max_dgram_qlen); memoryd's loop must not block on it (it did: a test daemon froze after ten
+    /// STATUS= changes).
+    func testANotifySocketNobodyReadsDoesNotStopTheLoop() throws {
+        let daemon = try startDaemon()
+        defer { daemon.removeDirectory() }
+        XCTAssertLessThan(daemon.fillNotifySocket(), 100_000, "the notify socket's queue is full")
+        // A reload sends STATUS= from the loop thread.
+        daemon.signal(SIGHUP)
+        var waits = 0
+        while !daemon.log().contains("configuration reloaded"), waits < 1000 {
+            usleep(20_000)
+            waits += 1
+        }
+        let conn = try daemon.connection()
+        XCTAssertNil(try conn.waitResponse(try conn.start(.ping), timeoutMs: 30_000).error, "the loop still answers")
         XCTAssertEqual(daemon.stop(), 0)
     }
 

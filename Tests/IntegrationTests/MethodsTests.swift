@@ -11,12 +11,17 @@ final class MethodsTests: XCTestCase {
     var daemon: DaemonProcess!
     var client: MemoryClient!
     var backend = ""
+    /// When the test started the current daemon (its uptime cannot be longer).
+    var daemonStarted = Date()
 
-    /// Runs `check` against a fresh daemon on each selected backend.
-    func eachBackend(_ check: () throws -> Void, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Runs `check` against a fresh daemon on each selected backend (with `env` added to its environment).
+    func eachBackend(
+        env: [String: String] = [:], _ check: () throws -> Void, file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         for b in Backends.selected {
             backend = b
-            daemon = try startDaemon(backend: b)
+            daemonStarted = Date()
+            daemon = try startDaemon(env, backend: b)
             client = try daemon.client()
             defer {
                 client.close()
@@ -47,18 +52,29 @@ final class MethodsTests: XCTestCase {
     func testHealthCheckReportsDetails() throws { try eachBackend(checkHealthCheckReportsDetails) }
     func testUnknownMethodIsUnimplemented() throws { try eachBackend(checkUnknownMethodIsUnimplemented) }
     func testUndecodablePayloadIsValidationError() throws { try eachBackend(checkUndecodablePayloadIsValidationError) }
+    func testLargeAnswersComePageByPage() throws {
+        try eachBackend(
+            env: ["MEMORYD_MAX_FRAME_BYTES": "65536", "MEMORYD_MAX_OUTPUT_BYTES": "1048576"],
+            checkLargeAnswersComePageByPage)
+    }
 
     private func checkPingReportsVersionAndUptime() throws {
+        let before = try client.ping().uptimeMs
         let (version, uptime) = try client.ping()
         XCTAssertFalse(version.isEmpty)
-        XCTAssertLessThan(uptime, 600_000)
+        XCTAssertGreaterThanOrEqual(uptime, before, "uptime does not go backwards")
+        XCTAssertLessThanOrEqual(
+            uptime, UInt64(Date().timeIntervalSince(daemonStarted) * 1000) + 1,
+            "no longer than since the test started it")
     }
 
     private func checkAddGetDeleteRoundTrip() throws {
         let item = MemoryItem(
             userID: "u1", sessionID: "s1", personaActive: "helper", textContent: "hello world",
             embedding: [1, 2, 3, 4, 5, 6, 7, 8], metadata: ["topic": .string("greeting"), "n": .number(3)])
+        let sent = Timestamp.now().truncatedToMicroseconds
         let id = try client.addMemoryItem(item)
+        let answered = Timestamp.now()
         XCTAssertTrue(id.hasPrefix("mem_"), id)
         let got = try client.getMemoryItem(id)
         XCTAssertEqual(got.id, id)
@@ -73,7 +89,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(
             SHA256.hexDigest("hello world"), "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9")
         let ts = try XCTUnwrap(got.timestamp)
-        XCTAssertLessThan(abs(ts.seconds - Timestamp.now().seconds), 60, "timestamp defaults to receive time")
+        XCTAssertTrue(sent <= ts && ts <= answered, "timestamp defaults to receive time: \(sent) ≤ \(ts) ≤ \(answered)")
 
         try client.deleteMemoryItem(id)
         assertThrows(.notFound) { try client.getMemoryItem(id) }
@@ -321,5 +337,62 @@ final class MethodsTests: XCTestCase {
         let r = try conn.waitResponse(5, timeoutMs: 10_000)
         XCTAssertEqual(r.error?.code, .invalidArgument)
         XCTAssertEqual(r.error?.type, .validation)
+    }
+
+    /// With max_frame_bytes = 64 KiB, 30 items of about 3 KiB do not fit in one answer: a history or
+    /// agent-data page stops before the item that would not fit and hands back a token (PROTOCOL.md), and
+    /// following the tokens gives every item once, newest first; a search that would not fit is refused early,
+    /// saying how many results would.
+    private func checkLargeAnswersComePageByPage() throws {
+        let text = String(repeating: "y", count: 3000)
+        let items = (0..<30).map { i in
+            MemoryItem(
+                id: "big-\(i)", userID: "u", timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
+                textContent: "\(i) \(text)", embedding: [1, 0, 0, 0, 0, 0, 0, Float(i)])
+        }
+        for batch in stride(from: 0, to: 30, by: 10) {  // a request must fit in a frame too
+            XCTAssertTrue(try client.addMemoryItems(Array(items[batch..<batch + 10])).allSatisfy { $0.error == nil })
+        }
+        var seen: [String] = []
+        var token = ""
+        var pages = 0
+        repeat {
+            let page = try client.conversationHistory(HistoryRequest(userID: "u", limit: 30, pageToken: token))
+            XCTAssertFalse(page.items.isEmpty)
+            XCTAssertLessThan(page.items.count, 30, "30 items of 3 KiB cannot fit in 64 KiB")
+            seen += page.items.map(\.id)
+            token = page.nextPageToken
+            pages += 1
+        } while !token.isEmpty && pages < 30
+        XCTAssertEqual(seen, items.reversed().map(\.id), "every item once, newest first")
+        XCTAssertGreaterThan(pages, 1)
+
+        for i in 0..<30 {
+            _ = try client.addRawAgentData(
+                AgentData(
+                    id: "ad-\(i)", agentID: "a", timestamp: Timestamp(seconds: 1_700_000_000 + Int64(i)),
+                    dataType: "t", content: .string(text)))
+        }
+        var data: [String] = []
+        token = ""
+        pages = 0
+        repeat {
+            let page = try client.listAgentData(ListAgentDataRequest(agentID: "a", limit: 30, pageToken: token))
+            XCTAssertLessThan(page.items.count, 30)
+            data += page.items.map(\.id)
+            token = page.nextPageToken
+            pages += 1
+        } while !token.isEmpty && pages < 30
+        XCTAssertEqual(data, (0..<30).reversed().map { "ad-\($0)" })
+
+        let query = SearchRequest(userID: "u", queryEmbedding: [1, 0, 0, 0, 0, 0, 0, 0], topK: 30)
+        let e = assertThrows(.unspecified, code: .resourceExhausted) { try client.semanticSearch(query) }
+        let message = e?.message ?? ""
+        XCTAssertTrue(message.contains("top_k ≤ "), message)
+        let fit = Int(message.split(separator: "≤ ").last ?? "") ?? 0
+        XCTAssertGreaterThan(fit, 0, message)
+        var smaller = query
+        smaller.topK = UInt32(fit)
+        XCTAssertEqual(try client.semanticSearch(smaller).count, fit, "top_k = what fits is answered")
     }
 }

@@ -112,6 +112,13 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(key("[toy]\nsize = 0"), "toy.size")
         XCTAssertEqual(key("[toy]\nratio = \"half\""), "toy.ratio")
         XCTAssertNotNil(key("socket_path = \"unterminated"))
+        // A request of max_frame_bytes must fit in an empty queue.
+        XCTAssertEqual(key("max_frame_bytes = 4194304\nqueue_max_bytes = 1048576"), "queue_max_bytes")
+    }
+
+    func testQueueMaxBytesDefaultsTo64MiB() throws {
+        XCTAssertEqual(try load(nil).queueMaxBytes, 64 << 20)
+        XCTAssertEqual(try load(nil, env: ["MEMORYD_QUEUE_MAX_BYTES": "8388608"]).queueMaxBytes, 8 << 20)
     }
 
     /// A typo in a unit file's Environment= must not fall back to a default without a word.

@@ -140,9 +140,8 @@ final class FirestoreAuthTests: XCTestCase {
         }
         let ports = String(decoding: line, as: UTF8.self).split(separator: " ").compactMap { Int($0) }
         guard ports.count == 2 else {
-            let why = "the fake servers did not start (Python 3 with the cryptography and h2 packages is needed)"
-            if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail(why) }
-            throw XCTSkip(why)
+            throw Requirement.unavailable(
+                "the fake servers did not start (Python 3 with the cryptography and h2 packages is needed)")
         }
         return (ports[0], ports[1])
     }

@@ -123,6 +123,23 @@ public final class DaemonProcess {
         return out
     }
 
+    /// Fills the queue of the NOTIFY_SOCKET the daemon was given (read only until READY=1 and in
+    /// ``collectNotifications(timeoutMs:)``), as a systemd that does not read would; returns the datagrams
+    /// it took (the kernel's `net.unix.max_dgram_qlen`, 10 by default).
+    @discardableResult
+    public func fillNotifySocket() -> Int {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var sent = 0
+        while sent < 100_000,
+            UnixSocket.withAddress(notifyPath, { sendto(fd, "STATUS=filler", 13, Int32(MSG_DONTWAIT), $0, $1) == 13 })
+                == true
+        {
+            sent += 1
+        }
+        return sent
+    }
+
     /// The config file path the daemon was given (absent unless written with `writeConfig`).
     public var configPath: String { directory + "/none.toml" }
 
@@ -144,6 +161,18 @@ public final class DaemonProcess {
     }
 
     public func kill9() { _ = stop(signal: SIGKILL) }
+
+    /// Waits up to `timeout` seconds for the process to exit by itself (no signal sent): its exit status, or
+    /// nil when it still runs.
+    public func waitForExit(timeout: Double) -> Int32? {
+        guard let p = process else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(10_000) }
+        guard !p.isRunning else { return nil }
+        p.waitUntilExit()
+        process = nil
+        return p.terminationStatus
+    }
 
     public func signal(_ sig: Int32) {
         if let p = process, p.isRunning { kill(p.processIdentifier, sig) }

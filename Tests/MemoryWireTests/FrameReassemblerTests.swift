@@ -43,4 +43,23 @@ final class FrameReassemblerTests: XCTestCase {
         XCTAssertEqual(consumed, 5)
         XCTAssertFalse(r.isMidFrame)
     }
+
+    func testALargeFrameThatSpannedReadsLeavesNoLargeBufferBehind() throws {
+        for size in [520_000, 1 << 20, (1 << 20) + 1, 3_000_000] {
+            var r = FrameReassembler(maxFrameBytes: 4 << 20)
+            let stream = LengthPrefix.bytes(size) + [UInt8](repeating: 7, count: size)
+            var got = 0
+            for start in stride(from: 0, to: stream.count, by: 65536) {  // the server's 64 KiB reads
+                try stream[start..<min(stream.count, start + 65536)].withUnsafeBytes {
+                    _ = try r.feed($0) {
+                        got = $0.count
+                        return true
+                    }
+                }
+            }
+            XCTAssertEqual(got, size)
+            XCTAssertFalse(r.isMidFrame)
+            XCTAssertLessThanOrEqual(r.bufferedCapacity, FrameReassembler.keptBufferBytes, "after a \(size)-byte frame")
+        }
+    }
 }

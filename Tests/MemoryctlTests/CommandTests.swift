@@ -277,9 +277,9 @@ final class CommandTests: MemoryctlTestCase {
 
     /// Progress goes to stderr only when it is a terminal (here a pty from script(1)).
     func testImportShowsProgressOnATerminal() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/script") else {
-            throw XCTSkip("script(1) is missing")
-        }
+        try Requirement.require(
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/script"),
+            "script(1) is not installed (apt-get install bsdutils)")
         let file = daemon.directory + "/p.jsonl"
         try (0..<30).map { "{\"user_id\": \"p\", \"text_content\": \"n\($0)\"}" }.joined(separator: "\n")
             .write(toFile: file, atomically: true, encoding: .utf8)

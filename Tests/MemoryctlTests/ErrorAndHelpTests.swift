@@ -45,10 +45,9 @@ final class ErrorTests: MemoryctlTestCase {
         // A daemon that stops answering: --timeout bounds the wait (exit 8, DEADLINE_EXCEEDED or UNAVAILABLE).
         daemon.signal(SIGSTOP)
         defer { daemon.signal(SIGCONT) }
-        let start = Date()
+        // memoryctl returns while the daemon is still stopped: --timeout, not the daemon, ended the wait.
         let slow = try ctl("health", "--timeout", "0.2")
         XCTAssertEqual(slow.status, 8, "\(slow)")
-        XCTAssertLessThan(Date().timeIntervalSince(start), 15)
     }
 
     func testUsageErrorsExit64() throws {

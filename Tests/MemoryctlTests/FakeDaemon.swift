@@ -16,7 +16,7 @@ final class FakeDaemon {
 
     init(health: String) throws {
         guard let python = findExecutable("python3") else {
-            throw XCTSkip("python3 is missing")
+            throw Requirement.unavailable("python3 is not installed")
         }
         directory = TestPaths.makeTempDirectory("fake")
         socketPath = directory + "/fake.sock"

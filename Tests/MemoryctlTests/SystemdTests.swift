@@ -14,10 +14,7 @@ final class SystemdTests: XCTestCase {
 
     func require(_ tool: String) throws -> String {
         guard let path = findExecutable(tool) else {
-            if ProcessInfo.processInfo.environment["CI"] != nil {
-                throw DaemonError("\(tool) is missing (scripts/install-deps installs it)")
-            }
-            throw XCTSkip("\(tool) is not installed")
+            throw Requirement.unavailable("\(tool) is not installed (scripts/install-deps installs it)")
         }
         return path
     }
@@ -174,7 +171,7 @@ final class SystemdTests: XCTestCase {
         let deadline = Date().addingTimeInterval(30)
         while !FileManager.default.fileExists(atPath: dir + "/m.sock") && Date() < deadline {
             if let status = p.wait(timeout: 0) {
-                if status == 77 { throw XCTSkip("the kernel has no PR_SET_MDWE") }
+                if status == 77 { throw Requirement.unavailable("the kernel has no PR_SET_MDWE") }
                 XCTFail(
                     "memoryd exited \(status) under MDWE: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
                 return
@@ -216,7 +213,7 @@ final class SystemdTests: XCTestCase {
     }
 
     func testPeerCredentialsRefuseUnlistedUIDAndServeListedOnes() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root to run a client as uid 65534") }
+        try Requirement.require(getuid() == 0, "needs root to run a client as uid 65534")
         _ = try require("setpriv")
 
         var (daemon, ctl) = try startOpenDaemon(["MEMORYD_ALLOWED_UIDS": "0"])
@@ -250,7 +247,7 @@ final class SystemdTests: XCTestCase {
     }
 
     func testAllowListReloadsOnSIGHUP() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root to run a client as uid 65534") }
+        try Requirement.require(getuid() == 0, "needs root to run a client as uid 65534")
         _ = try require("setpriv")
         let (daemon, ctl) = try startOpenDaemon([:])
         defer {
@@ -279,7 +276,7 @@ final class SystemdTests: XCTestCase {
     /// The socket's permissions alone (no allow-list): a user who may not open the socket gets
     /// PERMISSION_DENIED from connect(), exit 8.
     func testSocketPermissionsKeepOthersOut() throws {
-        guard getuid() == 0 else { throw XCTSkip("needs root to run a client as uid 65534") }
+        try Requirement.require(getuid() == 0, "needs root to run a client as uid 65534")
         let (daemon, ctl) = try startOpenDaemon(["MEMORYD_SOCKET_MODE": "0660"])
         defer {
             daemon.stop()

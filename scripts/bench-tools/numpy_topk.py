@@ -3,7 +3,11 @@
 Usage: numpy_topk.py VECTORS.f32 QUERIES.f32 N DIM Q K  -> one JSON line on stdout."""
 import json, sys, time
 import numpy as np
-from threadpoolctl import threadpool_info
+try:
+    from threadpoolctl import threadpool_info  # only to report the BLAS in use
+except ImportError:
+    def threadpool_info():
+        return []
 
 vec_path, q_path, n, dim, nq, k = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:7])
 m = np.fromfile(vec_path, dtype=np.float32).reshape(n, dim)
