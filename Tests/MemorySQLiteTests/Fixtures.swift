@@ -18,6 +18,8 @@ class SQLiteTestCase: XCTestCase {
     /// A fixed "now" so expiration tests are exact.
     let now = Timestamp(seconds: 1_800_000_000)
     var context: CallContext { CallContext(now: now) }
+    /// The search index's budget for backends this test case makes.
+    var indexBudgetBytes = Int.max
 
     override func setUpWithError() throws {
         var template = Array("/tmp/memorysqlite-test-XXXXXX".utf8CString)
@@ -40,7 +42,12 @@ class SQLiteTestCase: XCTestCase {
     func makeBackend(batchSize: Int = 400) throws -> SQLiteBackend {
         try SQLiteBackend(
             dataDirectory: directory, namespace: "test", limits: limits, batchSize: batchSize,
-            logger: Logger(label: "test.sqlite"))
+            indexBudgetBytes: indexBudgetBytes, logger: Logger(label: "test.sqlite"))
+    }
+
+    /// A context whose deadline is `milliseconds` from now.
+    func context(deadlineIn milliseconds: UInt64) -> CallContext {
+        CallContext(deadline: .after(milliseconds: milliseconds), now: now)
     }
 
     /// An item as MemoryService would pass it: timestamp set, content hash set, type defaulted.

@@ -1,0 +1,98 @@
+import MemoryDomain
+import XCTest
+
+@testable import MemorySQLite
+
+/// Every kernel this CPU runs agrees with the portable one on random data, and the choice can be forced.
+final class KernelTests: XCTestCase {
+    func testEverySupportedKernelAgreesWithThePortableOne() throws {
+        let portable = try XCTUnwrap(VectorKernels(.portable))
+        let levels = VectorKernels.supportedLevels
+        XCTAssertTrue(levels.contains(.portable))
+        #if arch(x86_64)
+        // The machines this project runs on have AVX2 (docs/performance.md): the fast path must be tested.
+        XCTAssertTrue(levels.contains(.avx2), "this CPU reports no AVX2+FMA")
+        #endif
+        var rng = SeededRandom(seed: 21)
+        // Row counts around the four-row groups, strides with padding, dimensions of 16 and 768.
+        for (dimension, count) in [(16, 1), (16, 7), (300, 4), (300, 13), (768, 37), (768, 1024)] {
+            let stride = (dimension + 15) / 16 * 16
+            var rows = [Float](repeating: 0, count: count * stride)
+            for r in 0..<count {
+                for j in 0..<dimension { rows[r * stride + j] = Float.random(in: -2...2, using: &rng) }
+            }
+            var query = [Float](repeating: 0, count: stride)
+            for j in 0..<dimension { query[j] = Float.random(in: -2...2, using: &rng) }
+            for measure in [DistanceMeasure.dotProduct, .euclidean] {
+                let want = run(portable, rows, count, stride, query, measure)
+                // The double-precision truth, to bound the portable kernel too.
+                for r in 0..<count {
+                    var exact: Double = 0
+                    for j in 0..<dimension {
+                        let a = Double(rows[r * stride + j]), b = Double(query[j])
+                        exact += measure == .euclidean ? (a - b) * (a - b) : a * b
+                    }
+                    XCTAssertEqual(Double(want[r]), exact, accuracy: 1e-3 * max(1, abs(exact)))
+                }
+                for level in levels where level != .portable {
+                    let got = run(try XCTUnwrap(VectorKernels(level)), rows, count, stride, query, measure)
+                    for r in 0..<count {
+                        XCTAssertEqual(
+                            got[r], want[r], accuracy: 1e-4 * max(1, abs(want[r])),
+                            "\(level) \(measure) dimension \(dimension) row \(r) of \(count)")
+                    }
+                }
+            }
+        }
+    }
+
+    func testTheKernelCanBeForced() {
+        XCTAssertEqual(VectorKernels.select("portable").level, .portable)
+        XCTAssertEqual(VectorKernels.select("PORTABLE").level, .portable)
+        let widest = VectorKernels.supportedLevels.last!
+        XCTAssertEqual(VectorKernels.select(nil).level, widest)
+        XCTAssertEqual(VectorKernels.select("no-such-kernel").level, widest)
+        for level in VectorKernels.Level.allCases {
+            // A level the CPU lacks is never chosen, even when asked for.
+            XCTAssertEqual(VectorKernels.select(level.rawValue).level, level.isSupported ? level : widest)
+        }
+        // The environment decides the process's kernels (the tests run with it unset or set by the suite).
+        let env = ProcessInfo.processInfo.environment["MEMORYD_VECTOR_KERNEL"]
+        XCTAssertEqual(VectorKernels.current.level, VectorKernels.select(env).level)
+    }
+
+    func testSearchGivesTheSameAnswerWithEveryKernel() {
+        var rng = SeededRandom(seed: 8)
+        let dimension = 96
+        let levels = VectorKernels.supportedLevels
+        let indexes = levels.map { UserVectors(dimension: dimension, kernels: VectorKernels($0)!) }
+        for i in 0..<3000 {
+            let v = IndexedVector(
+                id: "r\(i)", userID: "u", persona: "", session: "", expiration: nil, embedding: rng.vector(dimension))
+            for index in indexes { index.put(v) }
+        }
+        for measure in DistanceMeasure.allCases {
+            let q = rng.vector(dimension)
+            let answers = indexes.map {
+                $0.search(q, measure: measure, topK: 20, persona: "", session: "", now: 0).map(\.id)
+            }
+            for (level, answer) in zip(levels, answers) { XCTAssertEqual(answer, answers[0], "\(level) \(measure)") }
+        }
+    }
+
+    private func run(
+        _ k: VectorKernels, _ rows: [Float], _ count: Int, _ stride: Int, _ query: [Float], _ measure: DistanceMeasure
+    ) -> [Float] {
+        var out = [Float](repeating: .nan, count: count)
+        rows.withUnsafeBufferPointer { r in
+            query.withUnsafeBufferPointer { q in
+                out.withUnsafeMutableBufferPointer { o in
+                    k.raw(
+                        r.baseAddress!, count: count, stride: stride, query: q.baseAddress!, measure: measure,
+                        into: o.baseAddress!)
+                }
+            }
+        }
+        return out
+    }
+}
