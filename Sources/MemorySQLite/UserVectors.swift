@@ -1,4 +1,3 @@
-import Dispatch
 import MemoryDomain
 import Synchronization
 
@@ -60,7 +59,20 @@ final class UserVectors: @unchecked Sendable {
     }
 
     deinit {
-        for b in blocks { b.deallocate() }
+        for b in blocks { Self.freeBlock(b, dimension: dimension) }
+    }
+
+    /// Blocks come straight from mmap: zero-filled, and given back to the kernel when freed (an evicted user's
+    /// memory leaves the process instead of staying in malloc's arenas).
+    private static func allocateBlock(dimension: Int) -> UnsafeMutablePointer<Float> {
+        let bytes = blockBytes(dimension: dimension)
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("mmap of a \(bytes)-byte index block failed: errno \(errno)") }
+        return p.bindMemory(to: Float.self, capacity: bytes / 4)
+    }
+
+    private static func freeBlock(_ block: UnsafeMutablePointer<Float>, dimension: Int) {
+        munmap(block, blockBytes(dimension: dimension))
     }
 
     /// Without the lock (a health check must not queue behind a writer).
@@ -116,11 +128,7 @@ final class UserVectors: @unchecked Sendable {
                 row = existing
             } else {
                 row = ids.count
-                if row == blocks.count * Self.rowsPerBlock {
-                    let block = UnsafeMutablePointer<Float>.allocate(capacity: Self.rowsPerBlock * stride)
-                    block.initialize(repeating: 0, count: Self.rowsPerBlock * stride)
-                    blocks.append(block)
-                }
+                if row == blocks.count * Self.rowsPerBlock { blocks.append(Self.allocateBlock(dimension: dimension)) }
                 inverseNorms.append(0)
                 ids.append(id)
                 personas.append(0)
@@ -159,7 +167,7 @@ final class UserVectors: @unchecked Sendable {
             personas.removeLast()
             sessions.removeLast()
             expirations.removeLast()
-            if last % Self.rowsPerBlock == 0 { blocks.removeLast().deallocate() }
+            if last % Self.rowsPerBlock == 0 { Self.freeBlock(blocks.removeLast(), dimension: dimension) }
             updateAccounting()
         }
     }
@@ -213,11 +221,11 @@ final class UserVectors: @unchecked Sendable {
         }
         var partial = [TopK](repeating: TopK(capacity: topK), count: parts)
         partial.withUnsafeMutableBufferPointer { buffer in
-            let heaps = PartHeaps(base: buffer.baseAddress!)
+            let heaps = buffer.baseAddress!
             let per = (blocks.count + parts - 1) / parts
-            DispatchQueue.concurrentPerform(iterations: parts) { part in
+            ScanPool.shared.run(parts: parts) { part in
                 let range = min(blocks.count, part * per)..<min(blocks.count, (part + 1) * per)
-                self.scan(blocks: range, query, personaCode, sessionCode, now, into: &heaps.base[part])
+                self.scan(blocks: range, query, personaCode, sessionCode, now, into: &heaps[part])
             }
         }
         for part in partial { heap.merge(part) }
@@ -262,10 +270,4 @@ final class UserVectors: @unchecked Sendable {
             }
         }
     }
-}
-
-/// The per-part heaps of a parallel scan. `@unchecked Sendable`: part `i` writes only `base[i]`, and the
-/// buffer outlives `concurrentPerform`, which returns only when every part is done.
-private struct PartHeaps: @unchecked Sendable {
-    let base: UnsafeMutablePointer<TopK>
 }

@@ -96,3 +96,27 @@ final class KernelTests: XCTestCase {
         return out
     }
 }
+
+/// The scan's helper threads: every part runs once, also when several scans arrive at once (the later ones
+/// then run their parts themselves).
+final class ScanPoolTests: XCTestCase {
+    func testEveryPartRunsOnceUnderConcurrentScans() {
+        let pool = ScanPool(helpers: 2)
+        let scans = 6, parts = 7, rounds = 200
+        let counts = UnsafeMutablePointer<Int>.allocate(capacity: scans * parts)
+        counts.initialize(repeating: 0, count: scans * parts)
+        defer { counts.deallocate() }
+        let shared = SharedCounts(base: counts)
+        runOnThreads(scans) { scan in
+            for _ in 0..<rounds {
+                pool.run(parts: parts) { part in shared.base[scan * parts + part] += 1 }
+            }
+        }
+        for i in 0..<scans * parts { XCTAssertEqual(counts[i], rounds, "scan \(i / parts) part \(i % parts)") }
+    }
+
+    /// `@unchecked Sendable`: each (scan, part) slot is written by one part at a time, and read after all end.
+    struct SharedCounts: @unchecked Sendable {
+        let base: UnsafeMutablePointer<Int>
+    }
+}
