@@ -44,6 +44,8 @@ final class EmbeddingIndex: @unchecked Sendable {
     let dimension: Int
     /// Bytes the loaded users may take together (``UserVectors/bytes``).
     let budgetBytes: Int
+    /// The scan kernels of every user's vectors and of streamed searches.
+    let kernels: VectorKernels
 
     /// A load in progress: the changes committed since it began, in commit order.
     final class Loading {
@@ -75,9 +77,10 @@ final class EmbeddingIndex: @unchecked Sendable {
     var loadProgress: (@Sendable (_ userID: String, _ rows: Int) -> Void)?
     static let loadChunkRows = 1000
 
-    init(dimension: Int, budgetBytes: Int) {
+    init(dimension: Int, budgetBytes: Int, kernels: VectorKernels = .best) {
         self.dimension = dimension
         self.budgetBytes = max(0, budgetBytes)
+        self.kernels = kernels
     }
 
     /// True when a user of `rows` vectors may be loaded at all (else they are streamed).

@@ -48,24 +48,26 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
     ///   - batchSize: rows per transaction for batch writes and cleanup.
     ///   - indexMemoryMB: the search index's budget in MiB (`sqlite.index_memory_mb`): least recently searched
     ///     users are dropped beyond it; a user who alone exceeds it is searched by streaming from the database.
+    ///   - vectorKernel: the scan kernels (`sqlite.vector_kernel`): `auto` (the widest this CPU runs),
+    ///     `portable`, `avx2` or `avx512`.
     /// - Throws: `ValidationError` for a bad namespace, `StorageError` when the directory or database
     ///   cannot be created or opened, or the schema is newer than this build knows.
     public convenience init(
         dataDirectory: String, namespace: String, limits: Limits, batchSize: Int = 400,
-        indexMemoryMB: Int = SQLiteBackend.defaultIndexMemoryMB, logger: Logger
+        indexMemoryMB: Int = SQLiteBackend.defaultIndexMemoryMB, vectorKernel: String = "auto", logger: Logger
     ) throws(MemoryError) {
         guard indexMemoryMB >= 0, indexMemoryMB <= 1 << 30 else {
             throw .validation("index_memory_mb is \(indexMemoryMB); use 0 to \(1 << 30)")
         }
         try self.init(
             dataDirectory: dataDirectory, namespace: namespace, limits: limits, batchSize: batchSize,
-            indexBudgetBytes: indexMemoryMB << 20, logger: logger)
+            indexBudgetBytes: indexMemoryMB << 20, kernels: try VectorKernels.named(vectorKernel), logger: logger)
     }
 
     /// The same with the index budget in bytes (tests use budgets of a few blocks).
     init(
         dataDirectory: String, namespace: String, limits: Limits, batchSize: Int, indexBudgetBytes: Int,
-        logger: Logger
+        kernels: VectorKernels = .best, logger: Logger
     ) throws(MemoryError) {
         guard Validation.isValidID(namespace, maxBytes: 128), !namespace.contains(":") else {
             throw .validation(
@@ -76,7 +78,8 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
         self.limits = limits
         self.batchSize = max(1, batchSize)
         self.logger = logger
-        self.index = EmbeddingIndex(dimension: limits.embeddingDimension, budgetBytes: indexBudgetBytes)
+        self.index = EmbeddingIndex(
+            dimension: limits.embeddingDimension, budgetBytes: indexBudgetBytes, kernels: kernels)
         let db = try SQLiteDatabase(path: path)
         defer { db.close() }
         try Schema.migrate(db)
@@ -110,7 +113,7 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
             "index_loads": .number(Double(s.loads)),
             "index_evictions": .number(Double(s.evictions)),
             "index_streamed_searches": .number(Double(s.streamedSearches)),
-            "vector_kernel": .string(VectorKernels.current.level.rawValue),
+            "vector_kernel": .string(index.kernels.level.rawValue),
         ]
     }
 

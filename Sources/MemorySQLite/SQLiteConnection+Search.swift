@@ -72,7 +72,7 @@ extension SQLiteConnection {
     /// records what they commit meanwhile and replays it (``EmbeddingIndex``).
     private func loadVectors(userID: String, reservingRows: Int) throws(MemoryError) -> UserVectors {
         let dimension = backend.limits.embeddingDimension
-        let vectors = UserVectors(dimension: dimension, reservingRows: reservingRows)
+        let vectors = UserVectors(dimension: dimension, reservingRows: reservingRows, kernels: backend.index.kernels)
         let progress = backend.index.loadProgress
         var skipped = 0
         var loaded = 0

@@ -9,7 +9,7 @@ extension SQLiteConnection {
         let dimension = backend.limits.embeddingDimension
         let stride = (dimension + 15) / 16 * 16
         let chunkRows = UserVectors.rowsPerBlock
-        let kernels = VectorKernels.current
+        let kernels = backend.index.kernels
         let prepared = PreparedQuery(query.embedding, stride: stride, measure: query.measure)
         let chunk = UnsafeMutablePointer<Float>.allocate(capacity: chunkRows * stride)
         chunk.initialize(repeating: 0, count: chunkRows * stride)

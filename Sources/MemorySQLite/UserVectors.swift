@@ -41,7 +41,7 @@ final class UserVectors: @unchecked Sendable {
     ///   allocated once instead of doubling.
     init(
         dimension: Int, reservingRows: Int = 0, floatsPerThread: Int = 1 << 20,
-        kernels: VectorKernels = .current
+        kernels: VectorKernels = .best
     ) {
         self.dimension = dimension
         self.stride = (dimension + 15) / 16 * 16

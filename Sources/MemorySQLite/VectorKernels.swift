@@ -5,9 +5,9 @@ import MemoryDomain
 import Glibc
 #endif
 
-/// The scan kernels of this process: the widest the CPU supports (AVX-512F, else AVX2+FMA, else the portable
-/// vector-extension build), unless `MEMORYD_VECTOR_KERNEL` (`portable`, `avx2`, `avx512`) names another, which
-/// tests use to force the portable path. Chosen once; all kernels compute the same sums in a different order.
+/// The scan kernels of a backend: by default the widest the CPU supports (AVX-512F, else AVX2+FMA, else the
+/// portable vector-extension build); `sqlite.vector_kernel` (``SQLiteBackend``) or tests can force another,
+/// e.g. the portable one. All kernels compute the same sums in a different order.
 struct VectorKernels: @unchecked Sendable {
     enum Level: String, CaseIterable, Sendable {
         case portable, avx2, avx512
@@ -46,15 +46,23 @@ struct VectorKernels: @unchecked Sendable {
     /// The levels this CPU can run, narrowest first.
     static var supportedLevels: [Level] { Level.allCases.filter(\.isSupported) }
 
-    /// `requested` (an environment value) when it names a supported level, else the widest supported one.
-    static func select(_ requested: String?) -> VectorKernels {
-        if let requested, let level = Level(rawValue: requested.lowercased()), let k = VectorKernels(level) {
-            return k
-        }
-        return VectorKernels(supportedLevels.last ?? .portable) ?? VectorKernels(.portable)!
-    }
+    /// The widest kernels this CPU runs.
+    static let best = VectorKernels(supportedLevels.last ?? .portable) ?? VectorKernels(.portable)!
 
-    static let current: VectorKernels = select(getenv("MEMORYD_VECTOR_KERNEL").map { String(cString: $0) })
+    /// The kernels `name` asks for: `auto` (the widest supported), `portable`, `avx2` or `avx512`.
+    /// - Throws: `ValidationError` for an unknown name or one this CPU cannot run.
+    static func named(_ name: String) throws(MemoryError) -> VectorKernels {
+        if name == "auto" { return best }
+        guard let level = Level(rawValue: name) else {
+            throw .validation("vector_kernel \(Validation.show(name)) is not auto, portable, avx2 or avx512")
+        }
+        guard let kernels = VectorKernels(level) else {
+            throw .validation(
+                "vector_kernel \(name): this CPU cannot run it (it runs \(supportedLevels.map(\.rawValue).joined(separator: ", ")))"
+            )
+        }
+        return kernels
+    }
 
     /// Raw scores of `count` rows into `out`: dot products, or squared distances for `.euclidean`.
     @inline(__always)

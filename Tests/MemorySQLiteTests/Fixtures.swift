@@ -79,6 +79,16 @@ class SQLiteTestCase: XCTestCase {
     }
 }
 
+enum TestPaths {
+    /// A fresh directory under /tmp.
+    static func temporaryDirectory() -> String {
+        var template = Array("/tmp/memorysqlite-test-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
 /// A deterministic generator (SplitMix64) so failures reproduce.
 struct SeededRandom: RandomNumberGenerator {
     var state: UInt64

@@ -1,7 +1,12 @@
+import Logging
 import MemoryDomain
 import XCTest
 
 @testable import MemorySQLite
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every kernel this CPU runs agrees with the portable one on random data, and the choice can be forced.
 final class KernelTests: XCTestCase {
@@ -46,19 +51,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    func testTheKernelCanBeForced() {
-        XCTAssertEqual(VectorKernels.select("portable").level, .portable)
-        XCTAssertEqual(VectorKernels.select("PORTABLE").level, .portable)
-        let widest = VectorKernels.supportedLevels.last!
-        XCTAssertEqual(VectorKernels.select(nil).level, widest)
-        XCTAssertEqual(VectorKernels.select("no-such-kernel").level, widest)
+    func testTheKernelCanBeForced() throws {
+        let widest = try XCTUnwrap(VectorKernels.supportedLevels.last)
+        XCTAssertEqual(VectorKernels.best.level, widest)
+        XCTAssertEqual(try VectorKernels.named("auto").level, widest)
+        XCTAssertEqual(try VectorKernels.named("portable").level, .portable)
         for level in VectorKernels.Level.allCases {
-            // A level the CPU lacks is never chosen, even when asked for.
-            XCTAssertEqual(VectorKernels.select(level.rawValue).level, level.isSupported ? level : widest)
+            if level.isSupported {
+                XCTAssertEqual(try VectorKernels.named(level.rawValue).level, level)
+            } else {
+                // A level the CPU lacks is refused, not silently replaced.
+                XCTAssertThrowsError(try VectorKernels.named(level.rawValue))
+            }
         }
-        // The environment decides the process's kernels (the tests run with it unset or set by the suite).
-        let env = ProcessInfo.processInfo.environment["MEMORYD_VECTOR_KERNEL"]
-        XCTAssertEqual(VectorKernels.current.level, VectorKernels.select(env).level)
+        XCTAssertThrowsError(try VectorKernels.named("sse9"))
+        // The backend's switch (sqlite.vector_kernel) reaches the index and its health figures.
+        let directory = TestPaths.temporaryDirectory()
+        defer { _ = system("rm -rf '\(directory)'") }
+        let backend = try SQLiteBackend(
+            dataDirectory: directory, namespace: "k", limits: Limits(embeddingDimension: 8), vectorKernel: "portable",
+            logger: .init(label: "t"))
+        defer { backend.shutdown() }
+        XCTAssertEqual(backend.index.kernels.level, .portable)
+        XCTAssertEqual(backend.statistics()["vector_kernel"], .string("portable"))
+        XCTAssertThrowsError(
+            try SQLiteBackend(
+                dataDirectory: directory, namespace: "k", limits: Limits(embeddingDimension: 8), vectorKernel: "fast",
+                logger: .init(label: "t")))
     }
 
     func testSearchGivesTheSameAnswerWithEveryKernel() {
