@@ -4,7 +4,8 @@ extension SQLiteConnection {
     /// Exact top-k of a user who does not fit the index: reads their embeddings from the database in chunks of
     /// ``UserVectors/rowsPerBlock`` rows into one reused block, scores each chunk with the index's kernels and
     /// keeps a top-k heap, so memory stays at one block whatever the user's size. Filters are applied in SQL.
-    /// Each step is bounded by the call's deadline (the connection's progress handler).
+    /// Rows come in rowid order, as for a load. Each step is bounded by the call's deadline (the connection's
+    /// progress handler).
     func streamNearest(_ query: SearchQuery, now: Int64) throws(MemoryError) -> [(id: String, score: Double)] {
         let dimension = backend.limits.embeddingDimension
         let stride = (dimension + 15) / 16 * 16
@@ -53,7 +54,8 @@ extension SQLiteConnection {
             "stream_vectors",
             """
             SELECT id, embedding FROM memory_items
-            WHERE user_id = ?1 AND embedding IS NOT NULL AND (expiration IS NULL OR expiration > ?2)
+            WHERE rowid IN (SELECT rowid FROM memory_items WHERE user_id = ?1)
+              AND embedding IS NOT NULL AND (expiration IS NULL OR expiration > ?2)
               AND (?3 = '' OR persona_active = ?3) AND (?4 = '' OR session_id = ?4)
             """
         ) { s throws(MemoryError) in
