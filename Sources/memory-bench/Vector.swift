@@ -95,7 +95,9 @@ struct Vector: ParsableCommand {
         let loadSeconds = Double(nowNanos() - tl) / 1e9
         let total = users * count
         print(
-            "  memoryd: loaded \(total) items in \(fmt(loadSeconds, 1)) s (\(fmt(Double(total) / loadSeconds, 0)) items/s through AddMemoryItems); \(rss())"
+            skipLoad
+                ? "  memoryd: load skipped (\(total) items already stored); \(rss())"
+                : "  memoryd: loaded \(total) items in \(fmt(loadSeconds, 1)) s (\(fmt(Double(total) / loadSeconds, 0)) items/s through AddMemoryItems); \(rss())"
         )
         let request = { (u: Int, q: [Float]) in SearchRequest(userID: userID(u), queryEmbedding: q, topK: UInt32(topK))
         }
