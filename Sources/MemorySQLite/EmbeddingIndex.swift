@@ -124,6 +124,10 @@ final class EmbeddingIndex: @unchecked Sendable {
         enforceBudget(keeping: userID)
     }
 
+    /// Before a load of about `bytes`: drops least recently searched users until it fits next to the others,
+    /// so that the budget holds while loading too (not only once the new user is in).
+    func makeRoom(for bytes: Int, keeping userID: String) { enforceBudget(keeping: userID, reserving: bytes) }
+
     /// Gives a load up (it failed, or the user is streamed); waiting searches try themselves.
     func abandonLoad(_ userID: String, _ loading: Loading) {
         monitor.withLock {
@@ -162,11 +166,12 @@ final class EmbeddingIndex: @unchecked Sendable {
         }
     }
 
-    /// Drops least recently searched users until the loaded ones fit; `keeping` (just loaded) goes last
-    /// and is kept even when alone over the budget (its estimate said it fits; the next load evicts it).
-    private func enforceBudget(keeping: String?) {
+    /// Drops least recently searched users until the loaded ones (plus `reserving` bytes) fit; `keeping`
+    /// (being or just loaded) is never dropped here, even when alone over the budget (its estimate said it
+    /// fits; the next load evicts it).
+    private func enforceBudget(keeping: String?, reserving: Int = 0) {
         monitor.withLock {
-            var total = 0
+            var total = reserving
             var candidates: [(userID: String, lastSearched: UInt64, bytes: Int)] = []
             for (userID, entry) in users {
                 guard case .loaded(let vectors, let lastSearched) = entry else { continue }

@@ -45,6 +45,8 @@ extension SQLiteConnection {
                     index.countStreamedSearch()
                     return try streamNearest(query, now: now)
                 }
+                index.makeRoom(
+                    for: UserVectors.estimatedBytes(rows: rows, dimension: index.dimension), keeping: query.userID)
                 vectors = try loadVectors(userID: query.userID, reservingRows: rows)
             } catch {
                 index.abandonLoad(query.userID, loading)

@@ -84,6 +84,30 @@ final class IndexBudgetTests: SQLiteTestCase {
         XCTAssertEqual(health["index_budget_bytes"], .number(Double(indexBudgetBytes)))
     }
 
+    func testTheBudgetHoldsWhileALoadIsInProgress() throws {
+        let perUser = UserVectors.estimatedBytes(rows: 1100, dimension: 8)
+        indexBudgetBytes = perUser + perUser / 2
+        backend.shutdown()
+        backend = try makeBackend()
+        connection = try backend.makeConnection()
+        try fillUser("a", rows: 1100)
+        try fillUser("b", rows: 1100)
+        XCTAssertEqual(try search("a").count, 3)
+        // While b loads (the hook runs between chunks of its read), a is already gone: room is made first.
+        let seen = BytesSeen()
+        let index = backend.index
+        index.loadProgress = { _, _ in seen.record(index.statistics.bytes) }
+        XCTAssertEqual(try search("b").count, 3)
+        XCTAssertEqual(seen.values, [0])
+        XCTAssertNil(backend.index.loadedVectors(for: "a"))
+        XCTAssertEqual(backend.index.statistics.evictions, 1)
+    }
+
+    final class BytesSeen: @unchecked Sendable {
+        private(set) var values: [Int] = []
+        func record(_ v: Int) { values.append(v) }
+    }
+
     func testAUserOverTheBudgetAloneIsStreamedNotLoaded() throws {
         indexBudgetBytes = UserVectors.estimatedBytes(rows: 1500, dimension: 8)
         backend.shutdown()
