@@ -150,30 +150,40 @@ struct Vector: ParsableCommand {
         defer { numpy?.close() }
 
         // Query by query, memoryd (every user), in-process and numpy in turn, so that all three see the same
-        // load on a shared machine.
+        // load on a shared machine. Whatever runs right after numpy shares the cores with OpenBLAS's threads,
+        // which spin for a while after each call (measured: the system right after numpy was ~20 % slower,
+        // whichever it was), so numpy's turn ends with a 200 ms pause, and the order rotates with each query.
         var daemonTimes: [UInt64] = [], firstUserTimes: [UInt64] = [], directTimes: [UInt64] = []
         var numpyMs: [Double] = []
         var daemonIDs: [[String]] = [], numpyIDs: [[String]] = []
         let prefix = users == 1 ? "vec_" : "vec0_"
         for (i, q) in qs.enumerated() {
-            for u in 0..<users {
-                let t = nowNanos()
-                let r = try client.semanticSearch(request(u, q))
-                daemonTimes.append(nowNanos() - t)
-                if u == 0 {
-                    firstUserTimes.append(daemonTimes.last!)
-                    daemonIDs.append(r.map(\.item.id))
+            for turn in 0..<3 {
+                switch (turn + i) % 3 {
+                case 0:
+                    for u in 0..<users {
+                        let t = nowNanos()
+                        let r = try client.semanticSearch(request(u, q))
+                        daemonTimes.append(nowNanos() - t)
+                        if u == 0 {
+                            firstUserTimes.append(daemonTimes.last!)
+                            daemonIDs.append(r.map(\.item.id))
+                        }
+                    }
+                case 1:
+                    if let service {
+                        let t = nowNanos()
+                        _ = try service.handle(.semanticSearch(request(0, q)), context: CallContext())
+                        directTimes.append(nowNanos() - t)
+                    }
+                default:
+                    if let numpy {
+                        let (ms, top) = try numpy.query(i)
+                        numpyMs.append(ms)
+                        numpyIDs.append(top.map { "\(prefix)\($0)" })
+                        usleep(200_000)
+                    }
                 }
-            }
-            if let service {
-                let t = nowNanos()
-                _ = try service.handle(.semanticSearch(request(0, q)), context: CallContext())
-                directTimes.append(nowNanos() - t)
-            }
-            if let numpy {
-                let (ms, top) = try numpy.query(i)
-                numpyMs.append(ms)
-                numpyIDs.append(top.map { "\(prefix)\($0)" })
             }
         }
         let daemon = Percentiles(daemonTimes)
