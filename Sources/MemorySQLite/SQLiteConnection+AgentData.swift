@@ -6,7 +6,7 @@ extension SQLiteConnection {
 
     func addAgentData(_ data: AgentData, context: CallContext) throws(MemoryError) {
         let now = context.now.microseconds
-        try backend.write(db) { () throws(MemoryError) -> ((), [IndexChange]) in
+        try backend.write(db, context) { () throws(MemoryError) -> ((), [IndexChange]) in
             let exists = try db.withStatement(
                 "find_agent_data",
                 "SELECT expiration FROM agent_data WHERE id = ?1"
@@ -15,7 +15,15 @@ extension SQLiteConnection {
                 guard try s.step() else { return false }
                 return s.optionalInt64(0).map { $0 > now } ?? true
             }
-            if exists { throw .duplicate("agent data \(Validation.show(data.id)) already exists") }
+            if exists {
+                // The same data sent again (a retry whose first attempt committed) succeeds; see store(_:).
+                if let stored = try fetchAgentData(id: data.id, now: now) {
+                    var again = data
+                    again.timestamp = stored.timestamp
+                    if again == stored { return ((), []) }
+                }
+                throw .duplicate("agent data \(Validation.show(data.id)) already exists")
+            }
             // REPLACE: an expired row with this id counts as absent.
             try db.withStatement(
                 "insert_agent_data",
@@ -31,18 +39,25 @@ extension SQLiteConnection {
     }
 
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData {
-        let data = try db.withStatement(
+        let data = try db.withDeadline(context.deadline) { () throws(MemoryError) -> AgentData? in
+            try fetchAgentData(id: id, now: context.now.microseconds)
+        }
+        guard let data else { throw .notFound("agent data \(Validation.show(id)) not found") }
+        return data
+    }
+
+    /// The unexpired agent data with this id, if any.
+    func fetchAgentData(id: String, now: Int64) throws(MemoryError) -> AgentData? {
+        try db.withStatement(
             "get_agent_data",
             """
             SELECT \(Rows.agentDataColumns) FROM agent_data WHERE id = ?1 AND (expiration IS NULL OR expiration > ?2)
             """
         ) { s throws(MemoryError) -> AgentData? in
             try s.bind(1, id)
-            try s.bind(2, context.now.microseconds)
+            try s.bind(2, now)
             return try s.step() ? try Rows.agentData(s) : nil
         }
-        guard let data else { throw .notFound("agent data \(Validation.show(id)) not found") }
-        return data
     }
 
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
@@ -56,11 +71,13 @@ extension SQLiteConnection {
         if let cursor = query.cursor { Paging.appendAfter(cursor, to: &sql, values: &values) }
         sql += " ORDER BY timestamp DESC, id DESC LIMIT ?"
         values.append(.integer(Int64(query.limit) + 1))
-        let rows = try db.withStatement("list_agent_data", sql) { s throws(MemoryError) -> [AgentData] in
-            for (i, v) in values.enumerated() { try s.bind(Int32(i + 1), v) }
-            var rows: [AgentData] = []
-            while try s.step() { rows.append(try Rows.agentData(s)) }
-            return rows
+        let rows = try db.withDeadline(context.deadline) { () throws(MemoryError) -> [AgentData] in
+            try db.withStatement("list_agent_data", sql) { s throws(MemoryError) -> [AgentData] in
+                for (i, v) in values.enumerated() { try s.bind(Int32(i + 1), v) }
+                var rows: [AgentData] = []
+                while try s.step() { rows.append(try Rows.agentData(s)) }
+                return rows
+            }
         }
         return Paging.page(rows, limit: query.limit) {
             PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id)
@@ -76,7 +93,7 @@ extension SQLiteConnection {
         let batch = Int64(min(backend.batchSize, 500))
         var total: UInt64 = 0
         while true {
-            let deleted = try backend.write(db) { () throws(MemoryError) -> (Int, [IndexChange]) in
+            let deleted = try backend.write(db, context) { () throws(MemoryError) -> (Int, [IndexChange]) in
                 try db.withStatement(
                     "cleanup_items",
                     """
@@ -96,7 +113,7 @@ extension SQLiteConnection {
             if deleted < batch { break }
         }
         while true {
-            let deleted = try backend.write(db) { () throws(MemoryError) -> (Int, [IndexChange]) in
+            let deleted = try backend.write(db, context) { () throws(MemoryError) -> (Int, [IndexChange]) in
                 let n = try db.withStatement(
                     "cleanup_agent_data",
                     """
@@ -120,8 +137,10 @@ extension SQLiteConnection {
     func health(context: CallContext) -> BackendHealth {
         let start = monotonicNanos()
         do throws(MemoryError) {
-            let one = try db.withStatement("health_probe", "SELECT 1") { s throws(MemoryError) -> Int64 in
-                try s.step() ? s.int64(0) : 0
+            let one = try db.withDeadline(context.deadline) { () throws(MemoryError) -> Int64 in
+                try db.withStatement("health_probe", "SELECT 1") { s throws(MemoryError) -> Int64 in
+                    try s.step() ? s.int64(0) : 0
+                }
             }
             guard one == 1 else { throw .storage("sqlite probe SELECT 1 returned \(one)") }
             let ms = Double(monotonicNanos() - start) / 1_000_000

@@ -26,7 +26,7 @@ final class SQLiteConnection: StoreConnection {
     // MARK: - Memory items
 
     func addMemoryItem(_ item: MemoryItem, upsert: Bool, context: CallContext) throws(MemoryError) {
-        try backend.write(db) { () throws(MemoryError) -> ((), [IndexChange]) in
+        try backend.write(db, context) { () throws(MemoryError) -> ((), [IndexChange]) in
             ((), try store(item, upsert: upsert, now: context.now.microseconds))
         }
     }
@@ -39,7 +39,7 @@ final class SQLiteConnection: StoreConnection {
         while start < items.count {
             let end = min(start + backend.batchSize, items.count)
             do throws(MemoryError) {
-                try backend.write(db) { () throws(MemoryError) -> ((), [IndexChange]) in
+                try backend.write(db, context) { () throws(MemoryError) -> ((), [IndexChange]) in
                     var changes: [IndexChange] = []
                     for i in start..<end {
                         do throws(MemoryError) {
@@ -51,6 +51,9 @@ final class SQLiteConnection: StoreConnection {
                     }
                     return ((), changes)
                 }
+            } catch  where error.code == .deadlineExceeded {
+                // The call is over (earlier batches stay committed: PROTOCOL.md, deadlines).
+                throw error
             } catch {
                 // The transaction failed as a whole (I/O, busy, ...): none of its items were stored.
                 for i in start..<end where results[i] == nil { results[i] = error }
@@ -61,7 +64,9 @@ final class SQLiteConnection: StoreConnection {
     }
 
     /// Inserts or replaces one item inside the caller's transaction; returns the index changes to apply
-    /// after the commit. An expired row with the same id counts as absent.
+    /// after the commit. An expired row with the same id counts as absent. Adding an item whose id is taken
+    /// by the same item (everything equal but the timestamp: a retry after DEADLINE_EXCEEDED or a lost
+    /// answer, whose first attempt committed) succeeds and keeps the stored row.
     private func store(_ item: MemoryItem, upsert: Bool, now: Int64) throws(MemoryError) -> [IndexChange] {
         let existingUser = try db.withStatement(
             "find_item_owner",
@@ -73,6 +78,7 @@ final class SQLiteConnection: StoreConnection {
             return (s.string(0), expired)
         }
         if let existingUser, !existingUser.1, !upsert {
+            if let stored = try fetchItem(id: item.id, now: now), Self.isRetry(of: stored, item) { return [] }
             throw .duplicate("memory item \(Validation.show(item.id)) already exists")
         }
         try db.withStatement(
@@ -100,8 +106,19 @@ final class SQLiteConnection: StoreConnection {
         return changes
     }
 
+    /// True when `item` is `stored` sent again: the same in every field but the timestamp, which the server
+    /// sets at receipt when the client leaves it out.
+    static func isRetry(of stored: MemoryItem, _ item: MemoryItem) -> Bool {
+        var again = item
+        again.timestamp = stored.timestamp
+        return again == stored
+    }
+
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem {
-        guard let item = try fetchItem(id: id, now: context.now.microseconds) else {
+        let found = try db.withDeadline(context.deadline) { () throws(MemoryError) -> MemoryItem? in
+            try fetchItem(id: id, now: context.now.microseconds)
+        }
+        guard let item = found else {
             throw .notFound("memory item \(Validation.show(id)) not found")
         }
         return item
@@ -122,7 +139,7 @@ final class SQLiteConnection: StoreConnection {
     }
 
     func deleteMemoryItem(id: String, context: CallContext) throws(MemoryError) {
-        let deleted = try backend.write(db) { () throws(MemoryError) -> (Bool, [IndexChange]) in
+        let deleted = try backend.write(db, context) { () throws(MemoryError) -> (Bool, [IndexChange]) in
             let owner = try db.withStatement(
                 "delete_item",
                 """
@@ -142,6 +159,14 @@ final class SQLiteConnection: StoreConnection {
     }
 
     func findByContentHash(userID: String, contentHash: String, context: CallContext) throws(MemoryError) -> String? {
+        try db.withDeadline(context.deadline) { () throws(MemoryError) -> String? in
+            try findByContentHash(userID, contentHash, context)
+        }
+    }
+
+    private func findByContentHash(_ userID: String, _ contentHash: String, _ context: CallContext) throws(MemoryError)
+        -> String?
+    {
         try db.withStatement(
             "find_content_hash",
             """
@@ -176,11 +201,13 @@ final class SQLiteConnection: StoreConnection {
         }
         sql += " ORDER BY timestamp DESC, id DESC LIMIT ?"
         values.append(.integer(Int64(query.limit) + 1))
-        let rows = try db.withStatement("history", sql) { s throws(MemoryError) -> [MemoryItem] in
-            for (i, v) in values.enumerated() { try s.bind(Int32(i + 1), v) }
-            var rows: [MemoryItem] = []
-            while try s.step() { rows.append(try Rows.memoryItem(s)) }
-            return rows
+        let rows = try db.withDeadline(context.deadline) { () throws(MemoryError) -> [MemoryItem] in
+            try db.withStatement("history", sql) { s throws(MemoryError) -> [MemoryItem] in
+                for (i, v) in values.enumerated() { try s.bind(Int32(i + 1), v) }
+                var rows: [MemoryItem] = []
+                while try s.step() { rows.append(try Rows.memoryItem(s)) }
+                return rows
+            }
         }
         return Paging.page(rows, limit: query.limit) {
             PageCursor(timestamp: $0.timestamp ?? Timestamp(seconds: 0), id: $0.id)

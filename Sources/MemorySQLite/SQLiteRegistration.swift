@@ -12,16 +12,28 @@ extension SQLiteBackend {
         keys: [
             ConfigKey(
                 "sqlite.batch_size", .integer(1...10_000), default: .integer(400),
-                help: "rows per transaction for AddMemoryItems and cleanup")
+                help: "rows per transaction for AddMemoryItems and cleanup"),
+            ConfigKey(
+                "sqlite.index_memory_mb", .integer(0...(1 << 20)), default: .integer(SQLiteBackend.defaultIndexMemoryMB),
+                help: "the search index's memory budget; least recently searched users are evicted, a user over it "
+                    + "alone is searched by streaming from the database"),
+            ConfigKey(
+                "sqlite.vector_kernel", .string, default: .string("auto"),
+                help: "the scan kernels: auto (the widest this CPU runs), portable, avx2 or avx512"),
         ],
         // sqlite work is CPU and disk on this host: more threads than cores only queue on the same locks.
         defaultWorkers: { _ in max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) },
         validate: { config throws(ConfigError) in
             guard !config.dataDir.isEmpty else { throw ConfigError(key: "data_dir", "must not be empty") }
+            let kernel = config.string("sqlite.vector_kernel")
+            do { _ = try VectorKernels.named(kernel) } catch {
+                throw ConfigError(key: "sqlite.vector_kernel", error.message)
+            }
         },
         open: { config, logger in
             try SQLiteBackend(
                 dataDirectory: config.dataDir, namespace: config.namespace, limits: config.limits,
-                batchSize: config.integer("sqlite.batch_size"), logger: logger)
+                batchSize: config.integer("sqlite.batch_size"), indexMemoryMB: config.integer("sqlite.index_memory_mb"),
+                vectorKernel: config.string("sqlite.vector_kernel"), logger: logger)
         })
 }

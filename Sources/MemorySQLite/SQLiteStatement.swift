@@ -8,8 +8,11 @@ final class SQLiteStatement {
     let name: String
     let handle: OpaquePointer
     private let db: OpaquePointer
+    /// The owner (which keeps its statements, hence unowned): its deadline decides what a failed step means.
+    private unowned let database: SQLiteDatabase
 
-    init(db: OpaquePointer, name: String, sql: String) throws(MemoryError) {
+    init(database: SQLiteDatabase, name: String, sql: String) throws(MemoryError) {
+        let db = database.handle
         var stmt: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
         guard rc == SQLITE_OK, let stmt else {
@@ -19,6 +22,7 @@ final class SQLiteStatement {
         self.name = name
         self.handle = stmt
         self.db = db
+        self.database = database
     }
 
     func finalize() { sqlite3_finalize(handle) }
@@ -82,7 +86,7 @@ final class SQLiteStatement {
         switch rc {
         case SQLITE_ROW: return true
         case SQLITE_DONE: return false
-        default: throw SQLiteResult.error(rc, db: db, "sqlite3_step(\(name))")
+        default: throw database.stepError(rc, statement: name)
         }
     }
 

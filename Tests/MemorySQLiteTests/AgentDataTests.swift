@@ -31,7 +31,14 @@ final class AgentDataTests: SQLiteTestCase {
 
     func testDuplicateAndNotFound() throws {
         try connection.addAgentData(data("d1"), context: context)
-        assertThrows(.duplicate) { try self.connection.addAgentData(self.data("d1"), context: self.context) }
+        var other = data("d1")
+        other.dataType = "other"
+        assertThrows(.duplicate) { try self.connection.addAgentData(other, context: self.context) }
+        // The same data again is a retry whose first attempt committed: it succeeds, the stored row stays.
+        var retry = data("d1")
+        retry.timestamp = now.adding(seconds: 5)
+        try connection.addAgentData(retry, context: context)
+        XCTAssertEqual(try connection.getAgentData(id: "d1", context: context), data("d1"))
         assertThrows(.notFound) { try self.connection.getAgentData(id: "zz", context: self.context) }
         try connection.addAgentData(data("old", expiresIn: -1), context: context)
         assertThrows(.notFound) { try self.connection.getAgentData(id: "old", context: self.context) }

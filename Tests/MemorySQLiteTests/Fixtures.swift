@@ -18,6 +18,8 @@ class SQLiteTestCase: XCTestCase {
     /// A fixed "now" so expiration tests are exact.
     let now = Timestamp(seconds: 1_800_000_000)
     var context: CallContext { CallContext(now: now) }
+    /// The search index's budget for backends this test case makes.
+    var indexBudgetBytes = Int.max
 
     override func setUpWithError() throws {
         var template = Array("/tmp/memorysqlite-test-XXXXXX".utf8CString)
@@ -40,7 +42,12 @@ class SQLiteTestCase: XCTestCase {
     func makeBackend(batchSize: Int = 400) throws -> SQLiteBackend {
         try SQLiteBackend(
             dataDirectory: directory, namespace: "test", limits: limits, batchSize: batchSize,
-            logger: Logger(label: "test.sqlite"))
+            indexBudgetBytes: indexBudgetBytes, logger: Logger(label: "test.sqlite"))
+    }
+
+    /// A context whose deadline is `milliseconds` from now.
+    func context(deadlineIn milliseconds: UInt64) -> CallContext {
+        CallContext(deadline: .after(milliseconds: milliseconds), now: now)
     }
 
     /// An item as MemoryService would pass it: timestamp set, content hash set, type defaulted.
@@ -69,6 +76,16 @@ class SQLiteTestCase: XCTestCase {
         } catch {
             XCTFail("unexpected \(error)", file: file, line: line)
         }
+    }
+}
+
+enum TestPaths {
+    /// A fresh directory under /tmp.
+    static func temporaryDirectory() -> String {
+        var template = Array("/tmp/memorysqlite-test-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

@@ -3,7 +3,8 @@ import XCTest
 
 @testable import MemorySQLite
 
-final class SearchTests: SQLiteTestCase {
+/// Fill and brute-force helpers, shared by the in-memory and the streamed search tests.
+class SearchTestCase: SQLiteTestCase {
     var rng = SeededRandom(seed: 42)
     var stored: [MemoryItem] = []
 
@@ -46,7 +47,8 @@ final class SearchTests: SQLiteTestCase {
         }
     }
 
-    func testExactTopKForAllMeasuresAndPrefilters() throws {
+    /// Every measure, prefilter and a range of k against the brute force.
+    func checkAllMeasuresAndPrefilters() throws {
         try fill()
         for measure in DistanceMeasure.allCases {
             for (persona, session) in [("", ""), ("p2", ""), ("", "s1"), ("p3", "s2"), ("nobody", "")] {
@@ -59,6 +61,14 @@ final class SearchTests: SQLiteTestCase {
             }
             try check(SearchQuery(userID: "u2", embedding: rng.vector(8), topK: 10, measure: measure))
         }
+    }
+}
+
+final class SearchTests: SearchTestCase {
+    func testExactTopKForAllMeasuresAndPrefilters() throws {
+        try checkAllMeasuresAndPrefilters()
+        XCTAssertEqual(backend.index.statistics.users, 2)
+        XCTAssertEqual(backend.index.statistics.streamedSearches, 0)
     }
 
     func testMinScore() throws {
@@ -117,7 +127,8 @@ final class SearchTests: SQLiteTestCase {
         stored.removeAll { $0.expiration != nil }
         try check(SearchQuery(userID: "u1", embedding: target, topK: 300, measure: .euclidean))
         XCTAssertEqual(
-            backend.index.vectors(for: "u1")?.count, stored.filter { $0.userID == "u1" && !$0.embedding.isEmpty }.count)
+            backend.index.loadedVectors(for: "u1")?.count,
+            stored.filter { $0.userID == "u1" && !$0.embedding.isEmpty }.count)
     }
 
     func testFreshBackendLoadsIndexFromDisk() throws {

@@ -10,8 +10,11 @@ final class ErrorTests: MemoryctlTestCase {
         let notFound = try expect(4, ["get", "mem_missing"])
         XCTAssertEqual(notFound.stderr, "error: NotFoundError: memory item \"mem_missing\" not found\n")
 
-        try expect(0, ["add", "--id", "dup", "--user", "u"])
-        XCTAssertTrue(try expect(5, ["add", "--id", "dup", "--user", "u"]).stderr.hasPrefix("error: DuplicateError: "))
+        try expect(0, ["add", "--id", "dup", "--user", "u", "--text", "first"])
+        // Another item under a taken id (the same item again is a retry, which sqlite accepts).
+        XCTAssertTrue(
+            try expect(5, ["add", "--id", "dup", "--user", "u", "--text", "second"]).stderr.hasPrefix(
+                "error: DuplicateError: "))
 
         let validation = try expect(3, ["add", "--user", "u", "--embedding", "1,2,3"])
         XCTAssertTrue(validation.stderr.hasPrefix("error: ValidationError: "), validation.stderr)
