@@ -34,6 +34,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var backendSettings: [String: ConfigValue] = [:]
     /// Where each key's value came from: `default`, the file's path, `environment MEMORYD_X`, `flag --x`.
     public var sources: [String: String] = [:]
+    /// The configuration file that was read (its path), nil when there was none.
+    public var configFile: String?
 
     public init() {}
 
@@ -143,6 +145,7 @@ extension DaemonConfig {
         if let file {
             let table: [String: TOMLValue]
             let source = filePath.isEmpty ? "config file" : filePath
+            c.configFile = source
             do { table = try TOML.parse(file) } catch { throw ConfigError(key: "", "\(source): \(error)") }
             for (key, value) in table.sorted(by: { $0.key < $1.key }) { try set(key, value, source) }
         }
