@@ -23,8 +23,8 @@ struct Memoryctl: ParsableCommand {
 
             Example:
               memoryctl --socket /tmp/memoryd.sock health
-            Shell completions:
-              memoryctl --generate-completion-script bash > /etc/bash_completion.d/memoryctl
+            Shell completions (scripts/install installs all three):
+              memoryctl --generate-completion-script bash   # or zsh, fish
             """,
         version: version,
         subcommands: [

@@ -124,6 +124,10 @@ final class ConfigTests: XCTestCase {
         }
         // The clients' and tools' own variables are not the daemon's: they pass.
         XCTAssertNoThrow(try load(nil, env: ["MEMORYD_BIN": "/x", "MEMORYD_TEST_BACKENDS": "sqlite", "PATH": "/bin"]))
-        XCTAssertEqual(try load(nil, env: ["MEMORYD_SOCKET_PATH": "/tmp/d.sock"]).socketPath, "/tmp/d.sock")
+        // One name per setting: socket_path's variable is MEMORYD_SOCKET only, as for memoryctl and the clients.
+        XCTAssertThrowsError(try load(nil, env: ["MEMORYD_SOCKET_PATH": "/tmp/d.sock"])) { error in
+            XCTAssertTrue("\(error)".contains("MEMORYD_SOCKET"), "\(error)")
+        }
+        XCTAssertEqual(try load(nil, env: ["MEMORYD_SOCKET": "/tmp/d.sock"]).socketPath, "/tmp/d.sock")
     }
 }

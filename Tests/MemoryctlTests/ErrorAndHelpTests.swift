@@ -148,7 +148,7 @@ final class HelpTests: XCTestCase {
             let help = try memoryctl(command + ["--help"]).stdout
             var inExample = false
             for line in help.lines {
-                if line.hasPrefix("Example:") || line.hasPrefix("Shell completions:") {
+                if line.hasPrefix("Example:") || line.hasPrefix("Shell completions") {
                     inExample = true
                 } else if line.hasPrefix("USAGE:") || line.isEmpty {
                     inExample = false
