@@ -314,12 +314,16 @@ final class CommandTests: MemoryctlTestCase {
         XCTAssertEqual(agent.count, 1)
         XCTAssertEqual(agent.first?["content"], .object(["steps": .number(2)]))
 
-        // Explicit ids that exist: a failure unless --skip-existing (or --upsert).
+        // Explicit ids that exist: already present with the same content, else a failure unless
+        // --skip-existing (or --upsert).
         let explicit = "{\"id\": \"given\", \"user_id\": \"ord\", \"text_content\": \"x\"}"
         try expect(0, ["import", "-"], stdin: explicit)
-        XCTAssertTrue(try expect(5, ["import", "-"], stdin: explicit).stderr.contains("DuplicateError"))
         XCTAssertEqual(
-            try expect(0, ["import", "-", "--skip-existing"], stdin: explicit).stdout,
+            try expect(0, ["import", "-"], stdin: explicit).stdout, "imported 0, already present 1, failed 0\n")
+        let changed = "{\"id\": \"given\", \"user_id\": \"ord\", \"text_content\": \"y\"}"
+        XCTAssertTrue(try expect(5, ["import", "-"], stdin: changed).stderr.contains("line 1: DuplicateError"))
+        XCTAssertEqual(
+            try expect(0, ["import", "-", "--skip-existing"], stdin: changed).stdout,
             "imported 0, already present 1, failed 0\n")
     }
 

@@ -85,15 +85,16 @@ struct ImportItems: ParsableCommand {
                 }
                 switch entry {
                 case .item(var item):
-                    let isDerived = item.id.isEmpty
-                    if isDerived { item.id = derived.id(for: JSONForms.item(item)) }
-                    if item.timestamp == nil { item.timestamp = nextTime() }
-                    try importer.add(item, line: number, size: line.utf8.count, derivedID: isDerived, chunkSize)
+                    var origin = Importer.Origin(line: number, derivedID: item.id.isEmpty, timed: item.timestamp != nil)
+                    if origin.derivedID { item.id = derived.id(for: JSONForms.item(item)) }
+                    if !origin.timed { item.timestamp = nextTime() }
+                    origin.size = line.utf8.count
+                    try importer.add(item, origin, chunkSize: chunkSize)
                 case .agentData(var data):
-                    let isDerived = data.id.isEmpty
-                    if isDerived { data.id = derived.id(for: JSONForms.agentData(data)) }
-                    if data.timestamp == nil { data.timestamp = nextTime() }
-                    try importer.add(data, line: number, derivedID: isDerived)
+                    let origin = Importer.Origin(line: number, derivedID: data.id.isEmpty, timed: data.timestamp != nil)
+                    if origin.derivedID { data.id = derived.id(for: JSONForms.agentData(data)) }
+                    if !origin.timed { data.timestamp = nextTime() }
+                    try importer.add(data, origin)
                 }
             }
             try importer.flush()
@@ -163,8 +164,16 @@ struct Importer {
     var present = 0
     var failures: [Failure] = []
 
+    /// Where an entry came from: its line, whether its id was derived, whether it had a timestamp.
+    struct Origin {
+        var line: Int
+        var derivedID: Bool
+        var timed: Bool
+        var size = 0
+    }
+
     private var chunk: [MemoryItem] = []
-    private var chunkLines: [(line: Int, derived: Bool)] = []
+    private var chunkOrigins: [Origin] = []
     private var chunkBytes = 0
 
     init(client: MemoryClient, console: Console, upsert: Bool, skipExisting: Bool) {
@@ -183,47 +192,84 @@ struct Importer {
         }
     }
 
-    /// A line's outcome: imported, already present (a duplicate id that may be skipped) or failed.
-    private mutating func record(_ line: Int, derived: Bool, _ error: MemoryError?) {
+    /// A line's outcome: imported, already present, or failed. A duplicate id is already present when the id
+    /// was derived from the content, with --skip-existing, or when `sameAsStored` says the stored entry is
+    /// what the line holds (re-importing an export).
+    private mutating func record(
+        _ origin: Origin, _ error: MemoryError?, sameAsStored: () throws(MemoryError) -> Bool
+    ) throws(MemoryError) {
         guard let error else {
             imported += 1
             return
         }
-        if error.type == .duplicate && (derived || skipExisting) {
+        var isPresent = error.type == .duplicate && (origin.derivedID || skipExisting)
+        if error.type == .duplicate && !isPresent { isPresent = try sameAsStored() }
+        if isPresent {
             present += 1
         } else {
-            fail(line, error)
+            fail(origin.line, error)
         }
     }
 
-    mutating func add(_ item: MemoryItem, line: Int, size: Int, derivedID: Bool, _ chunkSize: Int) throws(MemoryError) {
-        if !chunk.isEmpty && (chunk.count >= chunkSize || chunkBytes + size > ImportItems.chunkBytes) {
+    mutating func add(_ item: MemoryItem, _ origin: Origin, chunkSize: Int) throws(MemoryError) {
+        if !chunk.isEmpty && (chunk.count >= chunkSize || chunkBytes + origin.size > ImportItems.chunkBytes) {
             try flush()
         }
         chunk.append(item)
-        chunkLines.append((line, derivedID))
-        chunkBytes += size
+        chunkOrigins.append(origin)
+        chunkBytes += origin.size
     }
 
     /// AddRawAgentData cannot replace: with --upsert an existing agent data id counts as present.
-    mutating func add(_ data: AgentData, line: Int, derivedID: Bool) throws(MemoryError) {
+    mutating func add(_ data: AgentData, _ origin: Origin) throws(MemoryError) {
+        var outcome: MemoryError?
         do {
             _ = try client.addRawAgentData(data)
-            record(line, derived: derivedID, nil)
         } catch  where error.type != .unspecified {
-            record(line, derived: derivedID || upsert, error)
+            outcome = error
         } catch {
-            stopped(at: line)
+            stopped(at: origin.line)
             throw error
         }
+        let client = self.client
+        let upsert = self.upsert
+        try record(origin, outcome) { () throws(MemoryError) -> Bool in
+            if upsert { return true }
+            return Self.same(
+                data, origin, as: try Self.stored { () throws(MemoryError) in try client.getAgentData(data.id) })
+        }
         showProgress()
+    }
+
+    /// The stored entry, nil when it is gone (expired) by now.
+    private static func stored<T>(_ get: () throws(MemoryError) -> T) throws(MemoryError) -> T? {
+        do { return try get() } catch  where error.type == .notFound { return nil }
+    }
+
+    /// True when `stored` holds what the line gave (the daemon's defaults and content_hash aside).
+    static func same(_ line: MemoryItem, _ origin: Origin, as stored: MemoryItem?) -> Bool {
+        guard let stored else { return false }
+        var expected = line
+        if expected.itemType.isEmpty { expected.itemType = "conversation" }
+        if expected.metadata["content_hash"] == nil {
+            expected.metadata["content_hash"] = stored.metadata["content_hash"]
+        }
+        if !origin.timed { expected.timestamp = stored.timestamp }
+        return expected == stored
+    }
+
+    static func same(_ line: AgentData, _ origin: Origin, as stored: AgentData?) -> Bool {
+        guard let stored else { return false }
+        var expected = line
+        if !origin.timed { expected.timestamp = stored.timestamp }
+        return expected == stored
     }
 
     mutating func flush() throws(MemoryError) {
         guard !chunk.isEmpty else { return }
         defer {
             chunk.removeAll(keepingCapacity: true)
-            chunkLines.removeAll(keepingCapacity: true)
+            chunkOrigins.removeAll(keepingCapacity: true)
             chunkBytes = 0
         }
         let results: [ItemResult]
@@ -231,17 +277,23 @@ struct Importer {
             results = try client.addMemoryItems(chunk, upsert: upsert)
         } catch  where error.type != .unspecified {
             // The request as a whole was refused: every item of it failed for that reason.
-            for (line, _) in chunkLines { fail(line, error) }
+            for origin in chunkOrigins { fail(origin.line, error) }
             return
         } catch {
-            stopped(at: chunkLines.first?.line ?? 0)
+            stopped(at: chunkOrigins.first?.line ?? 0)
             throw error
         }
-        for (i, r) in results.enumerated() where i < chunkLines.count {
+        let client = self.client
+        for (i, r) in results.enumerated() where i < chunkOrigins.count {
             var e = r.error
             // The daemon names the item by its index in the chunk; the line number says more.
             if let m = e?.message { e?.message = ImportItems.withoutItemIndex(m) }
-            record(chunkLines[i].line, derived: chunkLines[i].derived, e)
+            let item = chunk[i]
+            let origin = chunkOrigins[i]
+            try record(origin, e) { () throws(MemoryError) -> Bool in
+                Self.same(
+                    item, origin, as: try Self.stored { () throws(MemoryError) in try client.getMemoryItem(item.id) })
+            }
         }
         showProgress()
     }
