@@ -31,7 +31,7 @@ final class DocRunner {
     let runFirestore: Bool
     let python: String?
     private(set) var substitutions: [(String, String)] = []
-    var timeout: Double = 600
+    var timeout: Double = 300
 
     /// - Parameters:
     ///   - document: the path from the package root.
@@ -81,13 +81,13 @@ final class DocRunner {
         ]
 
         var script = "exec 2>&1\nshopt -s expand_aliases\ncd \(quote(sandbox))\n"
-        script += "cut -d' ' -f6 /proc/$$/stat > .doc-session\n"
         var transcripts: [Int: Transcript] = [:]
         for (index, block) in runnable {
             script += "printf '\\001BLOCK %d\\n' \(index)\n"
             switch block.kind {
             case .shell:
-                script += "set -e -o pipefail\n\(substitute(block.text))\nset +e +o pipefail\n"
+                // set -e as a careful reader would stop at a failure; no pipefail: `yes | head` is fine.
+                script += "set -e\n\(substitute(block.text))\nset +e\n"
             case .python:
                 let file = ".doc-blocks/\(index).py"
                 try substitute(block.text).write(toFile: sandbox + "/" + file, atomically: true, encoding: .utf8)
@@ -217,33 +217,62 @@ final class DocRunner {
         try fm.createDirectory(atPath: sandbox + "/home", withIntermediateDirectories: true)
     }
 
-    /// Runs the script in a new session; kills whatever it left in that session.
+    /// Runs the script in a new session (posix_spawn with POSIX_SPAWN_SETSID, reaped with waitpid: Foundation's
+    /// Process can take a child whose descendants keep its descriptors for one still running); kills
+    /// whatever the document left in that session.
     private func execute() throws -> (Int32, String) {
         let outPath = sandbox + "/.doc-output"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
-        p.arguments = ["--wait", "/bin/bash", sandbox + "/.doc-script.sh"]
         var path = TestPaths.binDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         if let python { path = python + ":" + path }
-        p.environment = [
+        let environment = [
             "PATH": path, "HOME": sandbox + "/home", "TZ": "UTC", "LANG": "C.UTF-8",
             "MEMORYD_SOCKET": substitute("/run/memoryd/memoryd.sock"), "TERM": "dumb",
         ]
-        p.standardOutput = FileHandle(forWritingAtPath: outPath)
-        p.standardError = FileHandle(forWritingAtPath: outPath)
-        p.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        try p.run()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        // glibc's POSIX_SPAWN_SETSID (0x80, since 2.26) is a _GNU_SOURCE name Swift does not import.
+        let setsid: Int32 = 0x80
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | setsid))
+        let arguments: [String] = ["/bin/bash", sandbox + "/.doc-script.sh"]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for p in argv + envp { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, envp)
+        guard rc == 0 else { throw DaemonError("posix_spawn bash: \(String(cString: strerror(rc)))") }
+
+        // The new session's id is bash's pid.
         let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(20_000) }
-        let session = (try? String(contentsOfFile: sandbox + "/.doc-session", encoding: .utf8))
-            .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
-        if let session { killSession(session) }
+        var status: Int32 = 0
+        var exitStatus: Int32?
+        while exitStatus == nil && Date() < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            } else {
+                usleep(20_000)
+            }
+        }
+        killSession(pid)
+        if exitStatus == nil {
+            _ = waitpid(pid, &status, 0)
+        }
         var output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-        if Date() >= deadline { output += "\n(the document did not finish within \(Int(timeout)) s)\n" }
-        return (p.terminationStatus, output)
+        if exitStatus == nil { output += "\n(the document did not finish within \(Int(timeout)) s)\n" }
+        return (exitStatus ?? -1, output)
     }
 
     /// SIGKILL to every process of session `sid` (the document's background jobs: daemons, the emulator).
