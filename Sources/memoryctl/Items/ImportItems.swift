@@ -17,12 +17,13 @@ struct ImportItems: ParsableCommand {
             agent data. Blank lines are skipped.
 
             Re-running is safe. A line without an id gets one derived from its content (imp_ + \
-            SHA-256 of the line's fields; the second identical line of a file gets another), so a \
-            second run finds it present and skips it. A line whose id exists is skipped as present \
-            too when its id was derived, or with --skip-existing; else it fails (DuplicateError) \
-            unless --upsert replaces it (agent data cannot be replaced: with --upsert an existing id \
-            is counted as present). Lines without a timestamp get increasing ones in file order \
-            (the first line is the oldest), so history shows them in the file's order.
+            SHA-256 of the line's fields; the second identical line of a file gets another). A line \
+            whose id exists is already present, and skipped, when the stored entry holds what the \
+            line holds (re-importing an export), when its id was derived, or with --skip-existing; \
+            else it fails (DuplicateError) unless --upsert replaces it (agent data cannot be \
+            replaced: with --upsert an existing id counts as present). Lines without a timestamp get \
+            increasing ones in file order (the first line is the oldest), so history shows them in \
+            the file's order.
 
             Items go to memoryd in chunks (AddMemoryItems), agent data one by one. A line that is \
             not valid JSON, or that the daemon refuses, is reported with its line number and the \
