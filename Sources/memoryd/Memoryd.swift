@@ -69,7 +69,10 @@ struct Memoryd: ParsableCommand {
         } catch {
             fail("memoryd: invalid configuration: \(error)")
         }
-        StderrLogHandler.sharedLevel.store(Logger.Level(rawValue: cfg.logLevel)!.rank, ordering: .relaxed)
+        // --check-config prints a report; the backends' notes about opening are not part of it.
+        let level = Logger.Level(rawValue: cfg.logLevel)!
+        StderrLogHandler.sharedLevel.store(
+            checkConfig ? max(level.rank, Logger.Level.warning.rank) : level.rank, ordering: .relaxed)
         LoggingSystem.bootstrap { StderrLogHandler(label: $0) }
         let logger = Logger(label: "memoryd")
         if checkConfig { Glibc.exit(Preflight.report(cfg, configPath: config, logger: logger)) }
