@@ -111,4 +111,25 @@ final class CheckConfigTests: XCTestCase {
         XCTAssertTrue(daemon.log().contains("applied=\"nothing changed\""), daemon.log())
         XCTAssertEqual(daemon.stop(), 0)
     }
+
+    /// Without a configuration file (the default path, absent), a reload says so instead of "reloaded".
+    func testSIGHUPWithoutAConfigurationFileSaysSo() throws {
+        guard !FileManager.default.fileExists(atPath: "/etc/memoryd/memoryd.toml") else {
+            throw XCTSkip("this host has /etc/memoryd/memoryd.toml")
+        }
+        // The last --config wins: the default path, which does not exist here.
+        let daemon = DaemonProcess(arguments: ["--config", "/etc/memoryd/memoryd.toml"])
+        defer { daemon.removeDirectory() }
+        try daemon.start()
+        XCTAssertTrue(
+            daemon.log().contains("no configuration file; defaults, environment and flags apply"), daemon.log())
+        daemon.signal(SIGHUP)
+        let deadline = Date().addingTimeInterval(20)
+        while !daemon.log().contains("there is no configuration file") && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(
+            daemon.log().contains(
+                "configuration reloaded, but there is no configuration file: defaults, environment and flags apply"),
+            daemon.log())
+        XCTAssertEqual(daemon.stop(), 0)
+    }
 }
