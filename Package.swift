@@ -105,6 +105,7 @@ let package = Package(
         .testTarget(name: "MemoryUtilitiesTests", dependencies: ["MemoryUtilities"]),
         .testTarget(name: "MemoryDomainTests", dependencies: ["MemoryDomain", "MemoryUtilities"]),
         .testTarget(name: "MemoryBackendsTests", dependencies: ["MemoryBackends", "MemoryDomain"]),
+        .testTarget(name: "MemoryServerTests", dependencies: ["MemoryServer", "MemoryUtilities"]),
         .testTarget(name: "MemoryWireTests", dependencies: ["MemoryWire", "MemoryDomain", "MemoryUtilities"]),
         .testTarget(
             name: "MemorySQLiteTests",

@@ -27,6 +27,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var allowedUIDs: [UInt32] = []
     public var allowedGIDs: [UInt32] = []
     public var logLevel = "info"
+    /// The read cache's budget (0 = no cache) and how long an entry may be served.
+    public var cacheMaxBytes = 64 * 1024 * 1024
+    public var cacheTTLMs = 30_000
     /// Worker threads (= backend connections): `workers`, or the backend's default when that is 0. Set by
     /// ``load(file:filePath:env:flags:backends:)``.
     public var workerCount = 1
@@ -49,6 +52,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "socket_path", "socket_mode", "socket_group", "backend", "data_dir", "namespace", "embedding_dimension",
         "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
         "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
+        "cache.max_bytes", "cache.ttl_ms",
     ]
 
     /// `MEMORYD_*` variables that belong to the clients, the tools and the tests, not to the daemon's
@@ -211,6 +215,8 @@ extension DaemonConfig {
         case "allowed_uids": allowedUIDs = try ConfigParse.ids(key, value, source)
         case "allowed_gids": allowedGIDs = try ConfigParse.ids(key, value, source)
         case "log_level": logLevel = try ConfigParse.string(key, value, source).lowercased()
+        case "cache.max_bytes": cacheMaxBytes = try int(0...(1 << 40))
+        case "cache.ttl_ms": cacheTTLMs = try int(1...86_400_000)
         default: preconditionFailure("\(key) is listed in coreKeys but not handled")
         }
     }

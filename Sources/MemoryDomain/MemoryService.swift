@@ -6,6 +6,9 @@ public final class MemoryService {
     public let store: StoreConnection
     public let limits: Limits
     public let version: String
+    /// Told about every item this service stored or deleted, after the store said so and before the call
+    /// returns: the daemon's read cache follows the store through it.
+    public var onChange: ((StoreChange) -> Void)?
     private let startedAt: UInt64
     private let healthFigures: @Sendable () -> HealthFigures
 
@@ -51,6 +54,7 @@ public final class MemoryService {
                     details: ["existing_id": existing])
             }
             try store.addMemoryItem(item, upsert: upsert, context: context)
+            onChange?(.stored([item]))
             return .addMemoryItem(id: item.id)
 
         case .addMemoryItems(let items, let upsert):
@@ -77,7 +81,12 @@ public final class MemoryService {
             }
             if !valid.isEmpty {
                 let stored = try store.addMemoryItems(valid, upsert: upsert, context: context)
-                for (k, err) in stored.enumerated() { results[validIndex[k]].error = err }
+                var kept: [MemoryItem] = []
+                for (k, err) in stored.enumerated() {
+                    results[validIndex[k]].error = err
+                    if err == nil { kept.append(valid[k]) }
+                }
+                if !kept.isEmpty { onChange?(.stored(kept)) }
             }
             return .addMemoryItems(results)
 
@@ -87,7 +96,13 @@ public final class MemoryService {
 
         case .deleteMemoryItem(let id):
             try Validation.checkID(id, field: "id", limits: limits)
-            try store.deleteMemoryItem(id: id, context: context)
+            do {
+                try store.deleteMemoryItem(id: id, context: context)
+            } catch {
+                if error.type == .notFound { onChange?(.deleted(id)) }
+                throw error
+            }
+            onChange?(.deleted(id))
             return .deleteMemoryItem
 
         case .getConversationHistory(let r):
@@ -264,4 +279,12 @@ public final class MemoryService {
             userID: r.userID, embedding: r.queryEmbedding, persona: r.persona, sessionID: r.sessionID,
             topK: r.topK == 0 ? 5 : Int(r.topK), minScore: r.minScore, measure: measure)
     }
+}
+
+/// A change the store confirmed, as ``MemoryService/onChange`` reports it.
+public enum StoreChange {
+    /// Items as stored (normalized: id, timestamp and content hash set), one call's worth.
+    case stored([MemoryItem])
+    /// No item has this id any more.
+    case deleted(String)
 }

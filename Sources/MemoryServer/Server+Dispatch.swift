@@ -80,6 +80,13 @@ extension Server {
             }
             return
         }
+        if method == .getMemoryItem, let cache, let id = PayloadCodec.plainGetMemoryItemID(r.payload),
+            let payload = cache.lookup(id)
+        {
+            // A cache hit is answered here, like Ping: no queue hop, no worker.
+            payload.withUnsafeBytes { conn.appendResponse(id: r.id, payload: $0) }
+            return
+        }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
         let call = Call(
             connectionID: conn.id, requestID: r.id, method: method, payload: Array(r.payload), timeoutMs: timeout)

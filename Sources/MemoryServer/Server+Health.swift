@@ -19,6 +19,7 @@ extension Server {
         let workers = config.workerCount
         let queue = workQueue
         let isFirestore = backend.reportsAsFirestore
+        let cache = self.cache
         return {
             let (errors, last) = stats.recentErrors()
             var d = backend.statistics()
@@ -30,6 +31,17 @@ extension Server {
             d["error_count"] = .number(Double(errors))
             d["last_error"] = .string(last)
             if d["circuit_state"] == nil { d["circuit_state"] = .string("closed") }
+            if let cache {
+                let f = cache.figures
+                let hits = cache.hits.load(ordering: .relaxed), misses = cache.misses.load(ordering: .relaxed)
+                d["cache_bytes"] = .number(Double(f.bytes))
+                d["cache_entries"] = .number(Double(f.entries))
+                d["cache_hits"] = .number(Double(hits))
+                d["cache_misses"] = .number(Double(misses))
+                d["cache_hit_ratio"] = .number(hits + misses == 0 ? 0 : Double(hits) / Double(hits + misses))
+            } else {
+                d["cache_max_bytes"] = .number(0)
+            }
             return MemoryService.HealthFigures(backend: backend.name, firestore: isFirestore, details: d)
         }
     }

@@ -23,6 +23,8 @@ public final class Server: @unchecked Sendable {
     let stats = ServerStats()
     let maxFrameBytes: Int
     let systemd = Systemd()
+    /// The read cache (nil when `cache.max_bytes` is 0).
+    let cache: ItemCache?
     let reloadConfig: () throws -> DaemonConfig
     let startedAt = monotonicNanos()
 
@@ -74,6 +76,9 @@ public final class Server: @unchecked Sendable {
             maxInFlight: config.maxInFlightPerConnection)
         self.maxFrameBytes = config.maxFrameBytes
         self.workQueue = WorkQueue(capacity: config.queueCapacity)
+        self.cache =
+            config.cacheMaxBytes > 0
+            ? ItemCache(maxBytes: config.cacheMaxBytes, ttlMilliseconds: config.cacheTTLMs) : nil
         self.loop = uvAllocate(uv_loop_t.self)
         self.watchdogInterval = Systemd().watchdogInterval()
     }

@@ -141,3 +141,24 @@ extension PayloadCodec {
         }
     }
 }
+
+extension PayloadCodec {
+    /// The id of a GetMemoryItemRequest that holds exactly its one field (`1: string id`, 1…256 bytes), read
+    /// without protobuf-c, for the server's cache lookup on the loop thread. nil for anything else — other
+    /// fields, an empty or oversized id, a NUL byte — which then takes the ordinary path and its checks.
+    public static func plainGetMemoryItemID(_ payload: UnsafeRawBufferPointer) -> String? {
+        guard payload.count >= 3, payload[0] == 0x0a else { return nil }
+        // A length below 128 is one varint byte; 128...256 takes two.
+        var length = Int(payload[1])
+        var start = 2
+        if length & 0x80 != 0 {
+            guard payload.count >= 4, payload[2] & 0x80 == 0 else { return nil }
+            length = (length & 0x7f) | Int(payload[2]) << 7
+            start = 3
+        }
+        guard length >= 1, length <= 256, start + length == payload.count else { return nil }
+        let bytes = UnsafeRawBufferPointer(rebasing: payload[start...])
+        guard !bytes.contains(0) else { return nil }
+        return String(validating: bytes, as: UTF8.self)
+    }
+}

@@ -142,14 +142,15 @@ struct Seed: ParsableCommand {
             "memoryd batch add", { c, _ in _ = try box.c[c].addMemoryItems(batchSets[c]) }, count: 1)
 
         print(
-            "seed: the original workload on the Firestore emulator (\(emulatorHost)), \(itemCount) items x \(n) client(s), \(dimension)-d embeddings"
+            "seed vs V1 — the original guide's baseline (a new connection per request, search = read every document), kept to answer that guide's claims; the peer to beat is the official client (firestore_peer.py). Firestore emulator \(emulatorHost), \(itemCount) items x \(n) client(s), \(dimension)-d embeddings"
         )
         print(
             "\(pad("op", 8)) \(pad("memoryd ms", 11)) \(pad("V1 ms", 9)) \(pad("factor", 7)) \(pad("target", 7))  \(n > 1 ? "memoryd calls/s  V1 calls/s" : "")"
         )
         for (op, md, old, target) in rows {
             let factor = old.meanMs / md.meanMs
-            let verdict = target.map { factor >= $0 ? "\(fmt($0, 0))x MET" : "\(fmt($0, 0))x MISSED" } ?? ""
+            let verdict =
+                target.map { factor >= $0 ? "guide's \(fmt($0, 0))x: met" : "guide's \(fmt($0, 0))x: missed" } ?? ""
             print(
                 "\(pad(op, 8)) \(pad(fmt(md.meanMs, 2), 11)) \(pad(fmt(old.meanMs, 2), 9)) \(pad(fmt(factor, 1) + "x", 7)) \(pad(verdict, 11))"
                     + (n > 1 ? "  \(pad(fmt(md.callsPerSecond, 0), 14))  \(pad(fmt(old.callsPerSecond, 0), 10))" : ""))
