@@ -36,6 +36,8 @@ extension DaemonConfig {
         case "allowed_uids": return list(allowedUIDs)
         case "allowed_gids": return list(allowedGIDs)
         case "log_level": return quoted(logLevel)
+        case "cache.max_bytes": return String(cacheMaxBytes)
+        case "cache.ttl_ms": return String(cacheTTLMs)
         default:
             switch backendSettings[key] {
             case .string(let s)?: return quoted(s)
@@ -60,13 +62,12 @@ extension DaemonConfig {
                 assignment.count < 40 ? assignment + String(repeating: " ", count: 40 - assignment.count) : assignment
             return padded + "  # " + (sources[key] ?? "default")
         }
-        var lines = Self.coreKeys.map { line($0, $0) }
+        // Top-level keys first (TOML puts everything after a [section] header into it), then each section.
+        let keys = Self.coreKeys + backendKeys.sorted()
+        var lines = keys.filter { !$0.contains(".") }.map { line($0, $0) }
         var section = ""
-        for key in backendKeys.sorted() {
-            guard let dot = key.firstIndex(of: ".") else {
-                lines.append(line(key, key))
-                continue
-            }
+        for key in keys.filter({ $0.contains(".") }).sorted() {
+            let dot = key.firstIndex(of: ".")!
             let s = String(key[..<dot])
             if s != section {
                 section = s

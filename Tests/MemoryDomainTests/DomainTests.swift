@@ -114,6 +114,21 @@ final class ConfigTests: XCTestCase {
         XCTAssertNotNil(key("socket_path = \"unterminated"))
     }
 
+    /// Every key has a printable value (check-config, SIGHUP's report), and the effective TOML loads back to
+    /// the same configuration.
+    func testEveryKeyHasAnEffectiveValueAndTheEffectiveTOMLLoadsBack() throws {
+        var c = try load("log_level = \"debug\"\n[cache]\nttl_ms = 5\n", env: ["MEMORYD_ALLOWED_UIDS": "0,7"])
+        for key in c.allKeys { XCTAssertNotNil(c.tomlValue(key), key) }
+        let toml = c.effectiveTOML(backendKeys: c.backendSettings.keys.sorted())
+        var back = try load(toml)
+        c.sources = [:]
+        back.sources = [:]
+        c.configFile = nil
+        back.configFile = nil
+        XCTAssertEqual(back, c, toml)
+        XCTAssertEqual(c.changedKeys(from: try load(nil)), ["allowed_uids", "log_level", "cache.ttl_ms"])
+    }
+
     /// A typo in a unit file's Environment= must not fall back to a default without a word.
     func testUnknownMemorydVariablesAreRefusedNamingThem() {
         XCTAssertThrowsError(try load(nil, env: ["MEMORYD_WORKER": "4"])) { error in
