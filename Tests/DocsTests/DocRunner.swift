@@ -65,6 +65,7 @@ final class DocRunner {
                     "a block the harness cannot classify: use sh/console/python to run it, text for an illustration, or put <!-- no-run: reason --> before it"
             )
         }
+        failures += syntaxErrorsOfBlocksNotRun()
         let runnable = blocks.enumerated().filter {
             $0.element.isRunnable && (!$0.element.needsFirestore || runFirestore)
         }
@@ -109,6 +110,27 @@ final class DocRunner {
         let (status, output) = try execute()
         failures += check(output: output, status: status, runnable: runnable, transcripts: transcripts)
         return failures
+    }
+
+    /// Shell blocks that are not run (no-run) must still be valid shell: `bash -n` on each.
+    private func syntaxErrorsOfBlocksNotRun() -> [Failure] {
+        var out: [Failure] = []
+        for block in blocks where DocBlock.shellLanguages.contains(block.info.lowercased()) && !block.isRunnable {
+            let file = sandbox + "/.syntax-\(block.line).sh"
+            guard (try? block.text.write(toFile: file, atomically: true, encoding: .utf8)) != nil else { continue }
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/bash")
+            p.arguments = ["-n", file]
+            let pipe = Pipe()
+            p.standardError = pipe
+            guard (try? p.run()) != nil else { continue }
+            let message = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            if p.terminationStatus != 0 {
+                out.append(Failure(place: "\(block)", message: "not valid shell (bash -n):\n\(message)"))
+            }
+        }
+        return out
     }
 
     // MARK: - Checking the output
