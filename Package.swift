@@ -33,15 +33,21 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .systemLibrary(name: "CSystemd"),
         .systemLibrary(name: "CCrypto"),
+        // libmicrohttpd, the metrics endpoint's HTTP parser: its variadic calls pinned to fixed signatures.
+        .target(name: "CMicroHTTPD", linkerSettings: [.linkedLibrary("microhttpd")]),
 
         // Small utilities with no C and no domain knowledge: JSON, TOML, SHA-256, time, text files.
         .target(name: "MemoryUtilities"),
         // POSIX calls Swift can make directly, behind one errno funnel: Unix sockets, EINTR retries.
         .target(name: "MemoryPosix"),
+        // Metric primitives (lock-free counters, gauges, duration histograms), their registry and the Prometheus
+        // text format. Pure Swift, no domain knowledge.
+        .target(name: "MemoryMetrics", dependencies: ["MemoryUtilities"]),
         // The domain: model, errors, validation (MemoryService), the store interface, configuration and
         // the backend registry. Pure Swift.
         .target(
-            name: "MemoryDomain", dependencies: ["MemoryUtilities", .product(name: "Logging", package: "swift-log")]),
+            name: "MemoryDomain",
+            dependencies: ["MemoryUtilities", "MemoryMetrics", .product(name: "Logging", package: "swift-log")]),
         // The wire: frames and their length prefix, protobuf-c <-> domain conversion. The only module
         // touching generated structs.
         .target(name: "MemoryWire", dependencies: ["MemoryDomain", "MemoryUtilities", "CMemoryProto"]),
@@ -49,7 +55,7 @@ let package = Package(
         .target(
             name: "MemorySQLite",
             dependencies: [
-                "MemoryDomain", "MemoryUtilities", "CSQLite3", "CKernels",
+                "MemoryDomain", "MemoryUtilities", "MemoryMetrics", "CSQLite3", "CKernels",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -63,7 +69,8 @@ let package = Package(
         .target(
             name: "MemoryServer",
             dependencies: [
-                "MemoryDomain", "MemoryUtilities", "MemoryWire", "MemoryPosix", "CLibUV", "CSystemd",
+                "MemoryDomain", "MemoryUtilities", "MemoryWire", "MemoryPosix", "MemoryMetrics", "CLibUV", "CSystemd",
+                "CMicroHTTPD",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The Swift client library (tests, memoryctl, memory-bench).
@@ -103,6 +110,7 @@ let package = Package(
             dependencies: ["MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryPosix"],
             path: "Tests/MemoryTestSupport"),
         .testTarget(name: "MemoryUtilitiesTests", dependencies: ["MemoryUtilities"]),
+        .testTarget(name: "MemoryMetricsTests", dependencies: ["MemoryMetrics"]),
         .testTarget(name: "MemoryDomainTests", dependencies: ["MemoryDomain", "MemoryUtilities"]),
         .testTarget(name: "MemoryBackendsTests", dependencies: ["MemoryBackends", "MemoryDomain"]),
         .testTarget(name: "MemoryServerTests", dependencies: ["MemoryServer", "MemoryUtilities"]),
@@ -110,7 +118,8 @@ let package = Package(
         .testTarget(
             name: "MemorySQLiteTests",
             dependencies: [
-                "MemorySQLite", "MemoryDomain", "MemoryUtilities", .product(name: "Logging", package: "swift-log"),
+                "MemorySQLite", "MemoryDomain", "MemoryUtilities", "MemoryMetrics",
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .testTarget(
             name: "MemoryFirestoreTests",

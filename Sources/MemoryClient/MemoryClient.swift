@@ -100,4 +100,11 @@ public final class MemoryClient {
         guard case .healthCheck(let h) = r else { throw unexpected(r) }
         return h
     }
+
+    /// The daemon's metrics in the Prometheus text exposition format (0.0.4), as `GET /metrics` serves them.
+    public func getMetrics() throws(MemoryError) -> String {
+        let r = try call(.getMetrics)
+        guard case .getMetrics(let text) = r else { throw unexpected(r) }
+        return text
+    }
 }

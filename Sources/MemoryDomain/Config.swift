@@ -30,6 +30,10 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The read cache's budget (0 = no cache) and how long an entry may be served.
     public var cacheMaxBytes = 64 * 1024 * 1024
     public var cacheTTLMs = 30_000
+    /// Record metrics (GetMetrics, the metrics endpoint). False turns every hook off, for measuring their cost.
+    public var metrics = true
+    /// Where to serve `GET /metrics` over HTTP: empty (off), `127.0.0.1:PORT` (loopback only) or `unix:/path`.
+    public var metricsListen = ""
     /// Worker threads (= backend connections): `workers`, or the backend's default when that is 0. Set by
     /// ``load(file:filePath:env:flags:backends:)``.
     public var workerCount = 1
@@ -53,6 +57,7 @@ public struct DaemonConfig: Sendable, Equatable {
         "workers", "max_frame_bytes", "max_connections", "max_in_flight_per_connection", "queue_capacity",
         "max_output_bytes", "default_timeout_ms", "drain_timeout_ms", "allowed_uids", "allowed_gids", "log_level",
         "cache.max_bytes", "cache.ttl_ms",
+        "metrics", "metrics_listen",
     ]
 
     /// `MEMORYD_*` variables that belong to the clients, the tools and the tests, not to the daemon's
@@ -217,6 +222,8 @@ extension DaemonConfig {
         case "log_level": logLevel = try ConfigParse.string(key, value, source).lowercased()
         case "cache.max_bytes": cacheMaxBytes = try int(0...(1 << 40))
         case "cache.ttl_ms": cacheTTLMs = try int(1...86_400_000)
+        case "metrics": metrics = try ConfigParse.bool(key, value, source)
+        case "metrics_listen": metricsListen = try ConfigParse.string(key, value, source)
         default: preconditionFailure("\(key) is listed in coreKeys but not handled")
         }
     }
@@ -235,6 +242,10 @@ extension DaemonConfig {
         }
         guard maxOutputBytes >= maxFrameBytes else {
             throw ConfigError(key: "max_output_bytes", "\(maxOutputBytes) is below max_frame_bytes (\(maxFrameBytes))")
+        }
+        let listen = try MetricsListen.parse(metricsListen)
+        if listen != nil && !metrics {
+            throw ConfigError(key: "metrics_listen", "is set but metrics = false records nothing to serve")
         }
     }
 }
@@ -282,6 +293,19 @@ enum ConfigParse {
         }
         guard range.contains(v) else { throw ConfigError(key: key, "\(v) is out of range \(range) (\(source))") }
         return v
+    }
+
+    static func bool(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> Bool {
+        switch value {
+        case .bool(let b): return b
+        case .string(let s):
+            switch s.lowercased() {
+            case "true", "1", "yes", "on": return true
+            case "false", "0", "no", "off": return false
+            default: throw ConfigError(key: key, "\"\(s)\" is not true or false (\(source))")
+            }
+        default: throw ConfigError(key: key, "expected true or false in \(source)")
+        }
     }
 
     static func ids(_ key: String, _ value: TOMLValue, _ source: String) throws(ConfigError) -> [UInt32] {

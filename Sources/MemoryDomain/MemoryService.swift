@@ -140,6 +140,10 @@ public final class MemoryService {
 
         case .healthCheck:
             return .healthCheck(health(context: context))
+
+        case .getMetrics:
+            // The server answers it on its event loop, where the metrics are rendered; never queued here.
+            throw .call(.unimplemented, "GetMetrics is answered by the server, not by a store")
         }
     }
 

@@ -15,6 +15,7 @@ public enum MemoryMethod: String, Sendable, CaseIterable {
     case listAgentData = "ListAgentData"
     case cleanupExpiredItems = "CleanupExpiredItems"
     case healthCheck = "HealthCheck"
+    case getMetrics = "GetMetrics"
 
     public static let servicePrefix = "/orchestra.memory.v1.MemoryService/"
 
@@ -69,6 +70,7 @@ public enum MethodRequest: Sendable, Equatable {
     case listAgentData(ListAgentDataRequest)
     case cleanupExpiredItems
     case healthCheck
+    case getMetrics
 
     public var method: MemoryMethod {
         switch self {
@@ -85,6 +87,7 @@ public enum MethodRequest: Sendable, Equatable {
         case .listAgentData: .listAgentData
         case .cleanupExpiredItems: .cleanupExpiredItems
         case .healthCheck: .healthCheck
+        case .getMetrics: .getMetrics
         }
     }
 }
@@ -190,4 +193,6 @@ public enum MethodResponse: Sendable, Equatable {
     case listAgentData(Page<AgentData>)
     case cleanupExpiredItems(deletedCount: UInt64)
     case healthCheck(HealthReport)
+    /// The Prometheus text exposition (format 0.0.4).
+    case getMetrics(text: String)
 }

@@ -25,6 +25,9 @@ public protocol StoreBackend: AnyObject, Sendable {
     func statistics() -> [String: JSONValue]
     /// Flushes and releases what the backend holds. Connections are closed first.
     func shutdown()
+    /// Where to report request durations, errors and retries (`BackendMetrics`); called once, before the
+    /// first connection is made. The default records nothing.
+    func attachMetrics(_ metrics: BackendMetrics)
 }
 
 extension StoreBackend {

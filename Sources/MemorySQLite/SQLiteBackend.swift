@@ -31,6 +31,8 @@ public final class SQLiteBackend: StoreBackend, @unchecked Sendable {
     private let stateLock = Lock()
     private var openConnections = 0
     private var isShutDown = false
+    /// Set once by `attachMetrics` before the first connection (StoreBackend's contract), then only read.
+    var metrics: BackendMetrics?
 
     /// Opens (creating if needed) the namespace's database and brings its schema up to date.
     /// - Parameters:

@@ -11,6 +11,7 @@ final class SQLiteConnection: StoreConnection {
     init(backend: SQLiteBackend, db: SQLiteDatabase) {
         self.backend = backend
         self.db = db
+        db.metrics = backend.metrics.map(SQLiteRequestMetrics.init)
     }
 
     deinit { close() }

@@ -8,6 +8,8 @@ final class SQLiteDatabase {
     let path: String
     private var statements: [String: SQLiteStatement] = [:]
     private var isClosed = false
+    /// Where statements are timed (`memoryd_backend_request_duration_seconds`); nil records nothing.
+    var metrics: SQLiteRequestMetrics?
     /// Dynamic SQL (history filters) could otherwise grow the cache without bound.
     private static let maxCachedStatements = 128
 
@@ -80,7 +82,8 @@ final class SQLiteDatabase {
             statements[sql] = statement
         }
         defer { statement.reset() }
-        return try body(statement)
+        guard let metrics else { return try body(statement) }
+        return try metrics.measure(name) { () throws(MemoryError) -> T in try body(statement) }
     }
 
     /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so the write lock is taken up front and a

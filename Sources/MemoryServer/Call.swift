@@ -18,6 +18,7 @@ final class Call: Sendable {
     let payload: [UInt8]
     let deadline: Deadline
     let timeoutMs: UInt64
+    let receivedAt = monotonicNanos()
     private let state = Atomic<Int>(State.queued.rawValue)
 
     init(connectionID: UInt64, requestID: UInt64, method: MemoryMethod, payload: [UInt8], timeoutMs: UInt64) {

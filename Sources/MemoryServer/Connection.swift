@@ -21,7 +21,7 @@ protocol ConnectionOwner: AnyObject {
     /// Write what every connection queued, now (after a read).
     func flushOutput()
     /// `connection` broke the protocol and is being closed.
-    func connectionViolatedProtocol(_ connection: Connection)
+    func connectionViolatedProtocol(_ connection: Connection, kind: ProtocolViolation)
     /// `connection` dropped `count` calls it had in flight (it is closing).
     func connection(_ connection: Connection, abandonedCalls count: Int)
     /// `connection`'s handle is closed: forget it.
@@ -142,11 +142,11 @@ final class Connection {
                     && self.inFlight.count < self.owner.connectionLimits.maxInFlight
             }
         } catch let failure as FrameReassembler.Failure {
-            let code: StatusCode = if case .tooLarge = failure { .resourceExhausted } else { .invalidArgument }
-            protocolViolation(code, "\(failure) (max_frame_bytes is \(owner.connectionLimits.maxFrameBytes))")
+            protocolViolation(
+                ProtocolViolation(failure), "\(failure) (max_frame_bytes is \(owner.connectionLimits.maxFrameBytes))")
             return
         } catch {
-            protocolViolation(.invalidArgument, "\(error)")
+            protocolViolation(.undecodableFrame, "\(error)")
             return
         }
         if consumed < bytes.count && !closing && !goAwaySent {
@@ -170,11 +170,11 @@ final class Connection {
     // MARK: - Protocol errors and GoAway
 
     /// Sends a GoAway with the reason and closes once it is written. Other connections are not affected.
-    func protocolViolation(_ code: StatusCode, _ message: String) {
-        owner.connectionViolatedProtocol(self)
+    func protocolViolation(_ kind: ProtocolViolation, _ message: String) {
+        owner.connectionViolatedProtocol(self, kind: kind)
         logger.notice(
             "protocol violation, closing connection", metadata: ["reason": "\(message)", "peer.pid": "\(peer.pid)"])
-        goAway(code, message)
+        goAway(kind.code, message)
         // Calls already accepted are abandoned: the peer broke the protocol.
         for (_, call) in inFlight { call.abandon() }
         inFlight.removeAll()

@@ -84,11 +84,10 @@ final class ItemCache: Sendable {
     func stored(_ items: [(id: String, payload: [UInt8], expiration: Timestamp?)], since: UInt64) {
         let now = clock()
         state.withLock { s in
-            // Who else wrote since the call began, looked up once for the whole batch.
-            let others = s.writes(since: since)
             for item in items {
+                let alone = s.unwritten(item.id, since: since)
                 s.recordWrite(item.id)
-                if let others, !others.contains(item.id) {
+                if alone {
                     s.insert(
                         item.id, payload: item.payload, expiration: item.expiration, storedAt: now, maxBytes: maxBytes)
                 } else if let node = s.entries[item.id] {
@@ -142,6 +141,8 @@ final class ItemCache: Sendable {
         /// The last writes: (epoch, id), oldest overwritten first.
         var ring: [(epoch: UInt64, id: String)]
         var ringNext = 0
+        /// The epoch of the last write to each id still in the ring: the race check in O(1).
+        var lastWrite: [String: UInt64] = [:]
 
         init(ringCapacity: Int) {
             ring = Array(repeating: (0, ""), count: ringCapacity)
@@ -149,27 +150,18 @@ final class ItemCache: Sendable {
 
         mutating func recordWrite(_ id: String) {
             epoch += 1
+            let evicted = ring[ringNext]
+            if lastWrite[evicted.id] == evicted.epoch { lastWrite[evicted.id] = nil }
             ring[ringNext] = (epoch, id)
+            lastWrite[id] = epoch
             ringNext = (ringNext + 1) % ring.count
         }
 
-        /// True when no write to `id` happened after epoch `since` (and the ring still covers that span).
+        /// True when no write to `id` happened after epoch `since`. The ring remembers the last
+        /// `ring.count` writes; a call older than all of them cannot be vouched for.
         func unwritten(_ id: String, since: UInt64) -> Bool {
-            writes(since: since).map { !$0.contains(id) } ?? false
-        }
-
-        /// The ids written after epoch `since`: the last epoch - since entries of the ring; nil when there
-        /// were more than it remembers (then no id can be ruled out).
-        func writes(since: UInt64) -> Set<String>? {
-            let newer = epoch - since
-            if newer > UInt64(ring.count) { return nil }
-            var ids = Set<String>(minimumCapacity: Int(newer))
-            var i = ringNext
-            for _ in 0..<newer {
-                i = (i - 1 + ring.count) % ring.count
-                ids.insert(ring[i].id)
-            }
-            return ids
+            if epoch - since > UInt64(ring.count) { return false }
+            return (lastWrite[id] ?? 0) <= since
         }
 
         mutating func insert(_ id: String, payload: [UInt8], expiration: Timestamp?, storedAt: UInt64, maxBytes: Int) {

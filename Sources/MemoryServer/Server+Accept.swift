@@ -69,6 +69,7 @@ extension Server {
         } else if !isAllowed(peer) {
             // Checked before max_connections so that a refused peer learns nothing about the server's load.
             logger.warning("connection refused: peer not in allowed_uids/allowed_gids", metadata: peerMetadata)
+            metrics?.peerRefusals.add()
             conn.goAway(
                 .permissionDenied,
                 peer.known

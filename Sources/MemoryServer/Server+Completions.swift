@@ -29,6 +29,7 @@ extension Server {
             c.call.finish()
             stats.inFlight.subtract(1, ordering: .relaxed)
             conn.append(c.frame)
+            answered(c.call, FrameCodec.responseStatusCode(c.frame))
             conn.resumeIfBelowLimit()
         }
         flushOutput()
@@ -54,5 +55,6 @@ extension Server {
             batch.removeAll(keepingCapacity: batch.capacity <= 4096)
             spareDirty = batch
         }
+        recordAnsweredCalls()
     }
 }

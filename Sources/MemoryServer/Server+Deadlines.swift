@@ -48,6 +48,7 @@ extension Server {
             respond(
                 conn, call.requestID,
                 .call(.deadlineExceeded, "deadline exceeded after \(call.timeoutMs) ms (\(call.method.rawValue))"))
+            answered(call, .deadlineExceeded)
             conn.resumeIfBelowLimit()
         }
         flushOutput()

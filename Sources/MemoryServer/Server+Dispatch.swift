@@ -19,20 +19,20 @@ extension Server {
         do throws(FrameCodec.DecodeError) {
             if try decoder.withRequest(body, { r in handleRequest(r, on: conn) }) != nil { return }
         } catch {
-            conn.protocolViolation(.invalidArgument, "\(error)")
+            conn.protocolViolation(ProtocolViolation(error), "\(error)")
             return
         }
         let frame: Frame
         do {
             frame = try FrameCodec.decode(body)
         } catch {
-            conn.protocolViolation(.invalidArgument, "\(error)")
+            conn.protocolViolation(ProtocolViolation(error), "\(error)")
             return
         }
         switch frame {
         case .request: break  // handled above
         case .cancel(let id): handleCancel(id, on: conn)
-        case .response: conn.protocolViolation(.invalidArgument, "a client may not send Response frames")
+        case .response: conn.protocolViolation(.responseFromClient, "a client may not send Response frames")
         case .goAway:
             // The client is leaving: answer what it sent, then close.
             conn.stopReading()
@@ -47,11 +47,11 @@ extension Server {
 
     func handleRequest(_ r: FrameDecoder.RequestView, on conn: Connection) {
         guard r.id != 0 else {
-            conn.protocolViolation(.invalidArgument, "request id 0 is not allowed")
+            conn.protocolViolation(.requestIDZero, "request id 0 is not allowed")
             return
         }
         guard conn.inFlight[r.id] == nil else {
-            conn.protocolViolation(.invalidArgument, "request id \(r.id) is already in flight on this connection")
+            conn.protocolViolation(.duplicateRequestID, "request id \(r.id) is already in flight on this connection")
             return
         }
         if r.id > conn.lastRequestID { conn.lastRequestID = r.id }
@@ -59,6 +59,7 @@ extension Server {
         guard let method = MemoryMethod(pathBytes: r.method) else {
             let path = String(decoding: r.method, as: UTF8.self)
             respond(conn, r.id, .call(.unimplemented, "unknown method \(Validation.show(path, max: 128))"))
+            answeredOnLoop(nil, .unimplemented)
             return
         }
         if method == .ping {
@@ -70,6 +71,7 @@ extension Server {
                     _ = try PayloadCodec.decodeRequest(.ping, r.payload)
                 } catch {
                     respond(conn, r.id, error)
+                    answeredOnLoop(.ping, error.code)
                     return
                 }
             }
@@ -78,13 +80,16 @@ extension Server {
             ) { payload in
                 conn.appendResponse(id: r.id, payload: payload)
             }
+            answeredOnLoop(.ping, .ok)
             return
         }
+        if method == .getMetrics { return answerGetMetrics(r, on: conn) }
         if method == .getMemoryItem, let cache, let id = PayloadCodec.plainGetMemoryItemID(r.payload),
             let payload = cache.lookup(id)
         {
             // A cache hit is answered here, like Ping: no queue hop, no worker.
             payload.withUnsafeBytes { conn.appendResponse(id: r.id, payload: $0) }
+            answeredOnLoop(.getMemoryItem, .ok)
             return
         }
         let timeout = r.timeoutMs == 0 ? config.defaultTimeoutMs : min(r.timeoutMs, 86_400_000)
@@ -94,6 +99,7 @@ extension Server {
             respond(
                 conn, r.id,
                 .call(.resourceExhausted, "server overloaded: \(workQueue.capacity) calls queued (queue_capacity)"))
+            answeredOnLoop(method, .resourceExhausted)
             return
         }
         conn.inFlight[r.id] = call
@@ -107,6 +113,7 @@ extension Server {
             conn.inFlight[id] = nil
             stats.inFlight.subtract(1, ordering: .relaxed)
             respond(conn, id, .call(.cancelled, "cancelled by the client before it started"))
+            answered(call, .cancelled)
         }
         // A call already running finishes and is answered as usual.
     }

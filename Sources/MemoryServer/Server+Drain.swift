@@ -74,6 +74,7 @@ extension Server {
     /// Every connection is gone: stop the workers (a call still running finishes first; they use the async
     /// handle until then), then close the loop's own handles so `uv_run` returns.
     func finishDrain() {
+        stopMetricsEndpoint()
         stopWorkers()
         closeAllHandles()
     }

@@ -60,6 +60,10 @@ public final class Server: @unchecked Sendable {
     var lastWatchdog: UInt64 = 0
     let watchdogInterval: UInt64?
     var lastStatus = ""
+    /// nil when `metrics = false`: then every hook is a nil check.
+    let metrics: ServerMetrics?
+    let answeredCalls: AnsweredCalls?
+    var metricsEndpoint: MetricsEndpoint?
 
     /// - Parameters:
     ///   - reloadConfig: reads the configuration again on SIGHUP.
@@ -81,6 +85,11 @@ public final class Server: @unchecked Sendable {
             ? ItemCache(maxBytes: config.cacheMaxBytes, ttlMilliseconds: config.cacheTTLMs) : nil
         self.loop = uvAllocate(uv_loop_t.self)
         self.watchdogInterval = Systemd().watchdogInterval()
+        let queue = workQueue
+        self.metrics =
+            config.metrics
+            ? ServerMetrics(version: Self.version, backend: backend, stats: stats, queueDepth: { queue.depth }) : nil
+        self.answeredCalls = metrics.map(AnsweredCalls.init)
     }
 
     deinit {
@@ -96,6 +105,8 @@ public final class Server: @unchecked Sendable {
         try uvCheck(uv_loop_init(loop), "uv_loop_init")
         loop.pointee.data = Unmanaged.passUnretained(self).toOpaque()
 
+        if let metrics { backend.attachMetrics(metrics.backend) }
+        if let metrics, let cache { metrics.attach(cache: cache) }
         // One backend connection per worker, opened up front so that a bad backend fails the start.
         var services: [MemoryService] = []
         for _ in 0..<config.workerCount {
@@ -134,6 +145,7 @@ public final class Server: @unchecked Sendable {
         }
 
         try listen()
+        try startMetricsEndpoint()
 
         let asyncRef = SendablePointer(async)
         for (i, service) in services.enumerated() {

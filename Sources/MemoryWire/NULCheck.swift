@@ -32,7 +32,7 @@ extension MethodRequest {
             return inJSON(.object(m.metadata), "\(f).metadata")
         }
         switch self {
-        case .ping, .cleanupExpiredItems, .healthCheck: return nil
+        case .ping, .cleanupExpiredItems, .healthCheck, .getMetrics: return nil
         case .addMemoryItem(let item, _, _), .checkDuplicate(let item): return inItem(item, "item")
         case .addMemoryItems(let items, _):
             for (i, item) in items.enumerated() { if let p = inItem(item, "items[\(i)]") { return p } }

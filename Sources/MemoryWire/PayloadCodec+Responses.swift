@@ -105,6 +105,10 @@ extension PayloadCodec {
                 p.pointee.firestore = h.firestore ? 1 : 0
                 p.pointee.details = a.structValue(h.details)
             }
+        case .getMetrics(let text):
+            return build(
+                Orchestra__Memory__V1__GetMetricsResponse.self, orchestra__memory__v1__get_metrics_response__init
+            ) { a, p in p.pointee.text = a.string(text) }
         }
     }
 
@@ -223,6 +227,10 @@ extension PayloadCodec {
                         status: try readString(m.pointee.status, field: "status"), firestore: m.pointee.firestore != 0,
                         details: try readStruct(m.pointee.details, field: "details")))
             }
+        case .getMetrics:
+            return try unpack(
+                bytes, orchestra__memory__v1__get_metrics_response__unpack, what: pre + "GetMetricsResponse"
+            ) { (m) throws(MemoryError) in .getMetrics(text: try readString(m.pointee.text, field: "text")) }
         }
     }
 

@@ -150,6 +150,10 @@ public enum PayloadCodec {
             return try unpack(
                 bytes, orchestra__memory__v1__health_check_request__unpack, what: pre + "HealthCheckRequest"
             ) { _ in .healthCheck }
+        case .getMetrics:
+            return try unpack(
+                bytes, orchestra__memory__v1__get_metrics_request__unpack, what: pre + "GetMetricsRequest"
+            ) { _ in .getMetrics }
         }
     }
 
@@ -163,7 +167,7 @@ public enum PayloadCodec {
     /// Encodes a request payload (client side).
     public static func encodeRequest(_ request: MethodRequest) -> [UInt8] {
         switch request {
-        case .ping, .cleanupExpiredItems, .healthCheck:
+        case .ping, .cleanupExpiredItems, .healthCheck, .getMetrics:
             return []
         case .addMemoryItem(let item, let upsert, let reject):
             return build(

@@ -8,5 +8,5 @@ struct MemoryBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memory-bench",
         abstract: "Benchmarks for memoryd.",
-        subcommands: [Transport.self, Allocs.self, Vector.self, Memory.self, Seed.self])
+        subcommands: [Transport.self, MetricsOverhead.self, Allocs.self, Vector.self, Memory.self, Seed.self])
 }

@@ -28,7 +28,7 @@ struct Memoryctl: ParsableCommand {
             """,
         version: version,
         subcommands: [
-            Ping.self, Health.self,
+            Ping.self, Health.self, Metrics.self,
             AddItem.self, ImportItems.self, GetItem.self, DeleteItem.self, History.self, Search.self,
             AgentDataCommand.self, CleanupExpired.self,
         ])

@@ -31,6 +31,8 @@ struct Memoryd: ParsableCommand {
     @Option(help: "Directory of the sqlite databases (data_dir).") var dataDir: String?
     @Option(help: "Isolates collections and tables (namespace).") var namespace: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (log_level).") var logLevel: String?
+    @Option(help: "Serve GET /metrics on 127.0.0.1:PORT or unix:/path (metrics_listen; default off).")
+    var metricsListen: String?
     @Flag(help: "Check the configuration, print it and exit.") var checkConfig = false
     /// The backends' flags, parsed by `BackendFlags` (ArgumentParser declares options statically).
     @Argument(parsing: .allUnrecognized, help: .hidden) var backendArguments: [String] = []
@@ -46,6 +48,7 @@ struct Memoryd: ParsableCommand {
         f["data_dir"] = dataDir
         f["namespace"] = namespace
         f["log_level"] = logLevel
+        f["metrics_listen"] = metricsListen
         return f
     }
 
