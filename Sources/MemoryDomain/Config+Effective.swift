@@ -36,6 +36,8 @@ extension DaemonConfig {
         case "allowed_uids": return list(allowedUIDs)
         case "allowed_gids": return list(allowedGIDs)
         case "log_level": return quoted(logLevel)
+        case "metrics": return metrics ? "true" : "false"
+        case "metrics_listen": return quoted(metricsListen)
         case "cache.max_bytes": return String(cacheMaxBytes)
         case "cache.ttl_ms": return String(cacheTTLMs)
         default:

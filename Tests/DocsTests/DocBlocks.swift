@@ -6,7 +6,8 @@
 /// - ```` ```console ````: `$ command` lines with the output the reader sees below each; commands must exit 0
 ///   (show a failure with `; echo "exit $?"`), output is compared (see ``Transcript``).
 /// - ```` ```python ````: a self-contained program, run with the client's venv; it must exit 0.
-/// - ```` ```text ````: an illustration (a diagram, a dump, a log); not run.
+/// - ```` ```text ```` (or `toml`, `yaml`, `json`, `ini`): an illustration (a diagram, a dump, a log, a
+///   configuration excerpt); not run.
 /// - `<!-- no-run: reason -->` (or `<!-- no-run -->`) on the line before a block: not run, on purpose.
 /// - `<!-- run: firestore -->` before a block: it needs the Firestore emulator; run when firestore is tested.
 /// - Any other block (no language, another language) is an error: say what it is.
@@ -29,6 +30,8 @@ struct DocBlock: CustomStringConvertible {
     var isRunnable: Bool { kind == .shell || kind == .console || kind == .python }
 
     static let shellLanguages: Set<String> = ["sh", "bash", "shell"]
+    /// Blocks a reader reads or copies into a file, never runs: illustrations and configuration excerpts.
+    static let illustrationLanguages: Set<String> = ["text", "toml", "yaml", "json", "ini"]
 
     /// The fenced blocks of `markdown`, each with the directive comment on the line before it.
     static func parse(_ markdown: String, file: String) -> [DocBlock] {
@@ -89,7 +92,7 @@ struct DocBlock: CustomStringConvertible {
         case let l where shellLanguages.contains(l): return .shell
         case "console": return .console
         case "python", "py": return .python
-        case "text": return .illustration
+        case let l where illustrationLanguages.contains(l): return .illustration
         default: return .unmarked(info: info)
         }
     }
