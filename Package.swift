@@ -141,6 +141,8 @@ let package = Package(
         .testTarget(
             name: "MemoryctlTests",
             dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryBackends"]),
+        // The documents' code blocks, run as a reader would (docs/architecture.md, "Docs that run").
+        .testTarget(name: "DocsTests", dependencies: ["MemoryTestSupport"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["MemoryTestSupport", "MemoryClient", "MemoryDomain", "MemoryUtilities", "MemoryWire"]),

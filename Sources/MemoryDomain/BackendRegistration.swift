@@ -26,13 +26,18 @@ public struct BackendRegistration: Sendable {
     public var validate: @Sendable (DaemonConfig) throws(ConfigError) -> Void
     /// Opens the backend for a validated configuration; makes no request yet where it can avoid it.
     public var open: @Sendable (DaemonConfig, Logger) throws -> StoreBackend
+    /// `memoryd --check-config`'s look at what the values point to, changing nothing: errors for what the
+    /// start would refuse (a data directory that cannot be created), warnings for what may come up later
+    /// (a backend that does not answer yet).
+    public var preflight: @Sendable (DaemonConfig, Logger) -> [ConfigFinding]
 
     public init(
         name: String, aliases: [String] = [], summary: String, keys: [ConfigKey] = [],
         standardEnvironment: [(variable: String, key: String)] = [], flags: [ConfigFlag] = [],
         defaultWorkers: @escaping @Sendable (DaemonConfig) -> Int,
         validate: @escaping @Sendable (DaemonConfig) throws(ConfigError) -> Void = { _ throws(ConfigError) in },
-        open: @escaping @Sendable (DaemonConfig, Logger) throws -> StoreBackend
+        open: @escaping @Sendable (DaemonConfig, Logger) throws -> StoreBackend,
+        preflight: @escaping @Sendable (DaemonConfig, Logger) -> [ConfigFinding] = { _, _ in [] }
     ) {
         self.name = name
         self.aliases = aliases
@@ -43,6 +48,7 @@ public struct BackendRegistration: Sendable {
         self.defaultWorkers = defaultWorkers
         self.validate = validate
         self.open = open
+        self.preflight = preflight
     }
 
     /// True when `backend = name` selects this backend.

@@ -43,6 +43,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var backendSettings: [String: ConfigValue] = [:]
     /// Where each key's value came from: `default`, the file's path, `environment MEMORYD_X`, `flag --x`.
     public var sources: [String: String] = [:]
+    /// The configuration file that was read (its path), nil when there was none.
+    public var configFile: String?
 
     public init() {}
 
@@ -153,19 +155,19 @@ extension DaemonConfig {
         if let file {
             let table: [String: TOMLValue]
             let source = filePath.isEmpty ? "config file" : filePath
+            c.configFile = source
             do { table = try TOML.parse(file) } catch { throw ConfigError(key: "", "\(source): \(error)") }
             for (key, value) in table.sorted(by: { $0.key < $1.key }) { try set(key, value, source) }
         }
         var variables: [String: String] = [:]
         for key in coreKeys + backendKeys.keys.sorted() { variables[environmentVariable(for: key)] = key }
-        // The generic name of socket_path is accepted too; it must not contradict MEMORYD_SOCKET.
-        if let legacy = env["MEMORYD_SOCKET_PATH"] {
-            if let v = env["MEMORYD_SOCKET"], v != legacy {
-                throw ConfigError(
-                    key: "MEMORYD_SOCKET_PATH",
-                    "is \"\(legacy)\" but MEMORYD_SOCKET is \"\(v)\": set only MEMORYD_SOCKET")
-            }
-            variables["MEMORYD_SOCKET_PATH"] = "socket_path"
+        // One name per setting: the generic name of socket_path would be followed by the daemon but not by
+        // memoryctl and the clients, which read MEMORYD_SOCKET.
+        if env["MEMORYD_SOCKET_PATH"] != nil {
+            throw ConfigError(
+                key: "MEMORYD_SOCKET_PATH",
+                "is not a setting: socket_path's variable is MEMORYD_SOCKET, the name memoryctl and the clients read too"
+            )
         }
         for (name, v) in env.sorted(by: { $0.key < $1.key }) where name.hasPrefix("MEMORYD_") {
             guard let key = variables[name] else {

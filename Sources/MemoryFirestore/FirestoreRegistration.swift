@@ -65,6 +65,25 @@ extension FirestoreBackend {
         },
         open: { config, logger in
             try FirestoreBackend(config: FirestoreConfig(config), limits: config.limits, logger: logger)
+        },
+        // One health probe (a read of a document that never exists): Firestore may come up after memoryd,
+        // so an unreachable one is a warning.
+        preflight: { config, logger in
+            do {
+                let backend = try FirestoreBackend(
+                    config: FirestoreConfig(config), limits: config.limits, logger: logger)
+                defer { backend.shutdown() }
+                let connection = try backend.makeConnection()
+                defer { connection.close() }
+                let health = connection.health(context: CallContext(deadline: .after(milliseconds: 5000)))
+                guard health.status == .unhealthy else { return [] }
+                let key =
+                    config.string("firestore.emulator_host").isEmpty
+                    ? "firestore.project_id" : "firestore.emulator_host"
+                return [ConfigFinding(.warning, key: key, "\(health.reason); memoryd would start and retry")]
+            } catch {
+                return [ConfigFinding(.error, key: "backend", "cannot open the firestore backend: \(error)")]
+            }
         })
 }
 

@@ -35,5 +35,34 @@ extension SQLiteBackend {
                 dataDirectory: config.dataDir, namespace: config.namespace, limits: config.limits,
                 batchSize: config.integer("sqlite.batch_size"), indexMemoryMB: config.integer("sqlite.index_memory_mb"),
                 vectorKernel: config.string("sqlite.vector_kernel"), logger: logger)
+        },
+        preflight: { config, _ in
+            directoryProblem(config.dataDir).map { [ConfigFinding(.error, key: "data_dir", $0)] } ?? []
         })
+
+    /// Why `path` cannot hold the databases, or nil when it can: it is a writable directory, or the nearest
+    /// existing ancestor is one where it can be created. Creates nothing.
+    static func directoryProblem(_ path: String) -> String? {
+        var existing = path
+        while true {
+            var st = stat()
+            if stat(existing, &st) == 0 {
+                guard st.st_mode & S_IFMT == S_IFDIR else {
+                    return existing == path
+                        ? "\(path) exists and is not a directory"
+                        : "\(existing) is not a directory, so \(path) cannot be created"
+                }
+                guard access(existing, W_OK | X_OK) == 0 else {
+                    return existing == path
+                        ? "\(path) is not writable by uid \(geteuid())"
+                        : "\(path) does not exist and \(existing) is not writable by uid \(geteuid()) to create it"
+                }
+                return nil
+            }
+            guard let slash = existing.lastIndex(of: "/"), slash != existing.startIndex else {
+                return existing.hasPrefix("/") || access(".", W_OK) == 0 ? nil : "\(path) cannot be created here"
+            }
+            existing = String(existing[..<slash])
+        }
+    }
 }

@@ -23,8 +23,8 @@ struct Memoryctl: ParsableCommand {
 
             Example:
               memoryctl --socket /tmp/memoryd.sock health
-            Shell completions:
-              memoryctl --generate-completion-script bash > /etc/bash_completion.d/memoryctl
+            Shell completions (scripts/install installs all three):
+              memoryctl --generate-completion-script bash   # or zsh, fish
             """,
         version: version,
         subcommands: [
@@ -37,12 +37,24 @@ struct Memoryctl: ParsableCommand {
     /// `@OptionGroup` parses them.
     static func main() {
         signal(SIGPIPE, SIG_IGN)
-        let arguments = GlobalOptions.hoisted(Array(CommandLine.arguments.dropFirst()))
+        let given = GlobalOptions.negativeValuesJoined(Array(CommandLine.arguments.dropFirst()))
+        let arguments = GlobalOptions.hoisted(given)
         do {
+            try checkCommandName(arguments)
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             exit(withError: error)
         }
+    }
+
+    /// `memoryctl --socket S bogus` must name the bad command, not the global option that hoisting moved
+    /// after it (the root command has no `--socket`).
+    static func checkCommandName(_ arguments: [String]) throws {
+        guard let first = arguments.first, !first.hasPrefix("-") else { return }
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        guard !names.contains(first) else { return }
+        throw ValidationError(
+            "unknown command '\(first)'; the commands are \(names.dropLast().joined(separator: ", "))")
     }
 }

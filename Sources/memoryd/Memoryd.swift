@@ -72,15 +72,20 @@ struct Memoryd: ParsableCommand {
         } catch {
             fail("memoryd: invalid configuration: \(error)")
         }
-        if checkConfig {
-            print(
-                "configuration is valid: backend=\(cfg.backend) socket=\(cfg.socketPath) data_dir=\(cfg.dataDir) workers=\(cfg.workerCount)"
-            )
-            return
-        }
-        StderrLogHandler.sharedLevel.store(Logger.Level(rawValue: cfg.logLevel)!.rank, ordering: .relaxed)
+        // --check-config prints a report; the backends' notes about opening are not part of it.
+        let level = Logger.Level(rawValue: cfg.logLevel)!
+        StderrLogHandler.sharedLevel.store(
+            checkConfig ? max(level.rank, Logger.Level.warning.rank) : level.rank, ordering: .relaxed)
         LoggingSystem.bootstrap { StderrLogHandler(label: $0) }
         let logger = Logger(label: "memoryd")
+        if checkConfig { Glibc.exit(Preflight.report(cfg, configPath: config, logger: logger)) }
+        if let error = Preflight.startErrors(cfg).first {
+            fail("memoryd: invalid configuration: \(error.key): \(error.message)")
+        }
+        if cfg.configFile == nil {
+            logger.notice(
+                "no configuration file; defaults, environment and flags apply", metadata: ["config": "\(config)"])
+        }
 
         let store: StoreBackend
         do {
@@ -88,6 +93,7 @@ struct Memoryd: ParsableCommand {
         } catch {
             fail("memoryd: cannot open the \(cfg.backend) backend: \(error)")
         }
+        Preflight.probe(store, logger: logger)
         let server = Server(config: cfg, backend: store, logger: logger, reloadConfig: { try loadConfig() })
         do {
             if case .workersStuck = try server.run() {
@@ -146,8 +152,7 @@ extension Array where Element == String {
 }
 
 func fail(_ message: String) -> Never {
-    var bytes = Array((message + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    writeStderr(message)
     exit(2)
 }
 

@@ -130,7 +130,8 @@ final class LifecycleTests: XCTestCase {
         daemon.signal(SIGHUP)
         let deadline = Date().addingTimeInterval(10)
         while !daemon.log().contains("configuration reloaded") && Date() < deadline { usleep(20_000) }
-        XCTAssertTrue(daemon.log().contains("configuration reloaded log_level=debug"), daemon.log())
+        XCTAssertTrue(
+            daemon.log().contains("configuration reloaded applied=\"log_level: info -> debug\""), daemon.log())
         _ = try daemon.client().ping()
         // Debug lines now appear (a connection is logged at debug).
         let until = Date().addingTimeInterval(10)

@@ -121,6 +121,21 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(try load(nil, env: ["MEMORYD_QUEUE_MAX_BYTES": "8388608"]).queueMaxBytes, 8 << 20)
     }
 
+    /// Every key has a printable value (check-config, SIGHUP's report), and the effective TOML loads back to
+    /// the same configuration.
+    func testEveryKeyHasAnEffectiveValueAndTheEffectiveTOMLLoadsBack() throws {
+        var c = try load("log_level = \"debug\"\n[cache]\nttl_ms = 5\n", env: ["MEMORYD_ALLOWED_UIDS": "0,7"])
+        for key in c.allKeys { XCTAssertNotNil(c.tomlValue(key), key) }
+        let toml = c.effectiveTOML(backendKeys: c.backendSettings.keys.sorted())
+        var back = try load(toml)
+        c.sources = [:]
+        back.sources = [:]
+        c.configFile = nil
+        back.configFile = nil
+        XCTAssertEqual(back, c, toml)
+        XCTAssertEqual(c.changedKeys(from: try load(nil)), ["allowed_uids", "log_level", "cache.ttl_ms"])
+    }
+
     /// A typo in a unit file's Environment= must not fall back to a default without a word.
     func testUnknownMemorydVariablesAreRefusedNamingThem() {
         XCTAssertThrowsError(try load(nil, env: ["MEMORYD_WORKER": "4"])) { error in
@@ -131,6 +146,10 @@ final class ConfigTests: XCTestCase {
         }
         // The clients' and tools' own variables are not the daemon's: they pass.
         XCTAssertNoThrow(try load(nil, env: ["MEMORYD_BIN": "/x", "MEMORYD_TEST_BACKENDS": "sqlite", "PATH": "/bin"]))
-        XCTAssertEqual(try load(nil, env: ["MEMORYD_SOCKET_PATH": "/tmp/d.sock"]).socketPath, "/tmp/d.sock")
+        // One name per setting: socket_path's variable is MEMORYD_SOCKET only, as for memoryctl and the clients.
+        XCTAssertThrowsError(try load(nil, env: ["MEMORYD_SOCKET_PATH": "/tmp/d.sock"])) { error in
+            XCTAssertTrue("\(error)".contains("MEMORYD_SOCKET"), "\(error)")
+        }
+        XCTAssertEqual(try load(nil, env: ["MEMORYD_SOCKET": "/tmp/d.sock"]).socketPath, "/tmp/d.sock")
     }
 }

@@ -205,7 +205,8 @@ final class CommandTests: MemoryctlTestCase {
         try expect(0, ["add", "--user", "x", "--id", "long", "--expires-in", "3600"])
         usleep(600_000)
         try expect(4, ["get", "short"])  // invisible once expired, before cleanup
-        XCTAssertEqual(try expect(0, ["cleanup-expired"]).stdout, "deleted 1 expired item\n")
+        XCTAssertEqual(
+            try expect(0, ["cleanup-expired"]).stdout, "deleted 1 expired entry (memory items and agent data)\n")
         XCTAssertEqual(try expect(0, ["cleanup-expired", "--json"]).json, .object(["deleted_count": .number(0)]))
         try expect(0, ["get", "long"])
     }
@@ -229,6 +230,11 @@ final class CommandTests: MemoryctlTestCase {
             XCTAssertTrue(details.contains { $0.hasPrefix("  \(key) ") }, "\(key) in\n\(r.stdout)")
         }
 
+        // A figure that reads like data loss after a restart says what it means.
+        XCTAssertTrue(
+            details.contains { $0.hasPrefix("  indexed_vectors ") && $0.contains("loaded on a user's first search") },
+            r.stdout)
+
         let j = try XCTUnwrap(try expect(0, ["health", "--json"]).json?.objectValue)
         XCTAssertEqual(Set(j.keys), ["status", "firestore", "details"])
         XCTAssertEqual(j["status"], .string("healthy"))
@@ -248,7 +254,7 @@ final class CommandTests: MemoryctlTestCase {
         let file = daemon.directory + "/in.jsonl"
         try input.write(toFile: file, atomically: true, encoding: .utf8)
         let r = try expect(3, ["import", file])
-        XCTAssertEqual(r.stdout, "imported 2, failed 3\n")
+        XCTAssertEqual(r.stdout, "imported 2, already present 0, failed 3\n")
         let errs = r.stderr.lines.filter { !$0.isEmpty }
         XCTAssertEqual(errs.count, 3, r.stderr)
         XCTAssertTrue(errs[0].hasPrefix("line 3: ValidationError: not valid JSON"), errs[0])
@@ -267,12 +273,58 @@ final class CommandTests: MemoryctlTestCase {
         let many = (0..<1203).map { "{\"id\": \"bulk\($0)\", \"user_id\": \"bulk\", \"text_content\": \"item \($0)\"}" }
             .joined(separator: "\n")
         XCTAssertEqual(
-            try expect(0, ["import", "-", "--chunk-size", "500"], stdin: many).stdout, "imported 1203, failed 0\n")
+            try expect(0, ["import", "-", "--chunk-size", "500"], stdin: many).stdout,
+            "imported 1203, already present 0, failed 0\n")
         let exported = try XCTUnwrap(
             try expect(0, ["history", "--user", "bulk", "--limit", "3", "--json"]).json?["items"]?.arrayValue)
         let lines = exported.map { $0.serialized() }.joined(separator: "\n")
-        XCTAssertEqual(try expect(0, ["import", "-", "--upsert"], stdin: lines).stdout, "imported 3, failed 0\n")
+        XCTAssertEqual(
+            try expect(0, ["import", "-", "--upsert"], stdin: lines).stdout, "imported 3, already present 0, failed 0\n"
+        )
         try expect(64, ["import", daemon.directory + "/missing.jsonl"])
+    }
+
+    /// Lines without ids get ids derived from their content: a second run (after fixing a bad line) adds
+    /// only the fixed line. Lines without timestamps keep the file's order in history.
+    func testImportRerunAddsNothingAndKeepsFileOrder() throws {
+        var lines = (1...6).map { "{\"user_id\": \"ord\", \"text_content\": \"line \($0)\"}" }
+        lines.append("{\"user_id\": \"ord\", \"text_content\": \"line 1\"}")  // the same text again: its own item
+        lines.append("{\"user_id\": \"ord\", \"txt\": \"a typo\"}")
+        lines.append("{\"agent_id\": \"planner\", \"data_type\": \"plan\", \"content\": {\"steps\": 2}}")
+        let first = try expect(3, ["import", "-"], stdin: lines.joined(separator: "\n"))
+        XCTAssertEqual(first.stdout, "imported 8, already present 0, failed 1\n", "\(first)")
+        XCTAssertTrue(first.stderr.hasPrefix("line 8: ValidationError: unknown field \"txt\""), first.stderr)
+
+        lines[7] = "{\"user_id\": \"ord\", \"text_content\": \"line 8\"}"
+        let again = try expect(0, ["import", "-"], stdin: lines.joined(separator: "\n"))
+        XCTAssertEqual(again.stdout, "imported 1, already present 8, failed 0\n", "\(again)")
+        XCTAssertEqual(
+            try expect(0, ["import", "-"], stdin: lines.joined(separator: "\n")).stdout,
+            "imported 0, already present 9, failed 0\n")
+
+        let history = try XCTUnwrap(
+            try expect(0, ["history", "--user", "ord", "--json"]).json?["items"]?.arrayValue)
+        // Newest first: the file read bottom up (the fixed line came in the second run, so it is newest).
+        XCTAssertEqual(
+            history.compactMap { $0["text_content"]?.stringValue },
+            ["line 8", "line 1", "line 6", "line 5", "line 4", "line 3", "line 2", "line 1"])
+        XCTAssertTrue(history.allSatisfy { $0["id"]?.stringValue?.hasPrefix("imp_") == true })
+        let agent = try XCTUnwrap(
+            try expect(0, ["agent-data", "list", "--agent", "planner", "--json"]).json?["items"]?.arrayValue)
+        XCTAssertEqual(agent.count, 1)
+        XCTAssertEqual(agent.first?["content"], .object(["steps": .number(2)]))
+
+        // Explicit ids that exist: already present with the same content, else a failure unless
+        // --skip-existing (or --upsert).
+        let explicit = "{\"id\": \"given\", \"user_id\": \"ord\", \"text_content\": \"x\"}"
+        try expect(0, ["import", "-"], stdin: explicit)
+        XCTAssertEqual(
+            try expect(0, ["import", "-"], stdin: explicit).stdout, "imported 0, already present 1, failed 0\n")
+        let changed = "{\"id\": \"given\", \"user_id\": \"ord\", \"text_content\": \"y\"}"
+        XCTAssertTrue(try expect(5, ["import", "-"], stdin: changed).stderr.contains("line 1: DuplicateError"))
+        XCTAssertEqual(
+            try expect(0, ["import", "-", "--skip-existing"], stdin: changed).stdout,
+            "imported 0, already present 1, failed 0\n")
     }
 
     /// Progress goes to stderr only when it is a terminal (here a pty from script(1)).
@@ -286,7 +338,7 @@ final class CommandTests: MemoryctlTestCase {
         let command = "\(TestPaths.binary("memoryctl")) import \(file) --chunk-size 10 --socket \(daemon.socketPath)"
         let r = try runProcess("/usr/bin/script", ["-qec", command, "/dev/null"])
         XCTAssertEqual(r.status, 0, "\(r)")
-        XCTAssertTrue(r.stdout.contains("importing: 10 imported, 0 failed"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("imported 30, failed 0"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("importing: 10 imported, 0 already present, 0 failed"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("imported 30, already present 0, failed 0"), r.stdout)
     }
 }

@@ -44,6 +44,9 @@ final class ErrorTests: MemoryctlTestCase {
         let j = try memoryctl(["health", "--json"], socket: socket)
         XCTAssertEqual(j.status, 8)
         XCTAssertEqual((try? JSONValue.parse(j.stderr.trimmed))?["error"], .string("UNAVAILABLE"))
+        // A monitoring check reading stdout still gets one document (the Python client's health_check form).
+        XCTAssertEqual(j.json?["status"], .string("unhealthy"), j.stdout)
+        XCTAssertEqual(j.json?["details"]?["memoryd_reachable"], .bool(false), j.stdout)
 
         // A daemon that stops answering: --timeout bounds the wait (exit 8, DEADLINE_EXCEEDED or UNAVAILABLE).
         daemon.signal(SIGSTOP)
@@ -65,6 +68,20 @@ final class ErrorTests: MemoryctlTestCase {
             XCTAssertEqual(r.stdout, "", "\(args)")
             XCTAssertFalse(r.stderr.isEmpty, "\(args)")
         }
+        // The message names what is wrong, not what the parser tripped over first.
+        for (args, message) in [
+            (["--socket", "/x", "bogus"], "unknown command 'bogus'"), (["bogus"], "unknown command 'bogus'"),
+            (["ping", "--timeout", "-1"], "--timeout must be more than 0"),
+            (["--timeout", "-1", "ping"], "--timeout must be more than 0"),
+            (["history", "--user", "u", "--limit", "-1"], "'-1' is invalid for '--limit"),
+        ] {
+            let r = try ctl(args: args)
+            XCTAssertEqual(r.status, 64, "\(args)\n\(r)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+        // A negative number is a value, not an option: euclidean scores are negative.
+        try expect(
+            0, ["search", "--user", "u", "--embedding", "1,0,0,0", "--measure", "euclidean", "--min-score", "-0.5"])
     }
 }
 
@@ -110,6 +127,57 @@ final class HelpTests: XCTestCase {
               memoryd 0.1.0 on /run/memoryd/memoryd.sock: round trip 0.183 ms, up 2h 5m
 
             USAGE: memoryctl ping [--socket <path>] [--json] [--timeout <seconds>]
+
+            GLOBAL OPTIONS:
+              --socket <path>         memoryd's socket (default: $MEMORYD_SOCKET, else
+                                      /run/memoryd/memoryd.sock).
+              --json                  Print one JSON document on stdout (errors as JSON on stderr).
+              --timeout <seconds>     Deadline of each call in seconds (default: the daemon's
+                                      default_timeout_ms).
+
+            OPTIONS:
+              --version               Show the version.
+              -h, --help              Show help information.
+
+
+            """)
+    }
+
+    /// Piped (no terminal, 80 columns), an example must not wrap mid-line, and no option shows the parser's
+    /// own "(default: 0)" next to the real default its help names.
+    func testHelpExamplesDoNotWrapAndDefaultsAreStatedOnce() throws {
+        for command in Self.commands + [[]] {
+            let help = try memoryctl(command + ["--help"]).stdout
+            var inExample = false
+            for line in help.lines {
+                if line.hasPrefix("Example:") || line.hasPrefix("Shell completions") {
+                    inExample = true
+                } else if line.hasPrefix("USAGE:") || line.isEmpty {
+                    inExample = false
+                } else if inExample {
+                    XCTAssertTrue(line.hasPrefix("  "), "\(command): a wrapped example line: \(line)\n\(help)")
+                }
+            }
+            XCTAssertFalse(help.contains("(default: 0)"), "\(command)\n\(help)")
+            XCTAssertFalse(help.contains("(default: )"), "\(command)\n\(help)")
+        }
+    }
+
+    func testCleanupExpiredHelpWhole() throws {
+        let r = try memoryctl(["cleanup-expired", "--help"], environment: ["COLUMNS": "100"])
+        XCTAssertEqual(
+            r.stdout,
+            """
+            OVERVIEW: Delete the memory items and agent data whose expiration has passed; print how many.
+
+            Expired items and agent data are already invisible to every read; this frees their storage now
+            instead of waiting for the backend's own cleanup (Firestore's TTL policy). The count covers both.
+
+            Example:
+              memoryctl cleanup-expired
+              deleted 12 expired entries (memory items and agent data)
+
+            USAGE: memoryctl cleanup-expired [--socket <path>] [--json] [--timeout <seconds>]
 
             GLOBAL OPTIONS:
               --socket <path>         memoryd's socket (default: $MEMORYD_SOCKET, else

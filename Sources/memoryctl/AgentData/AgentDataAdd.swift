@@ -10,7 +10,8 @@ struct AgentDataAdd: ParsableCommand {
             --content is any JSON value: an object, an array, a number, or a quoted string.
 
             Example:
-              memoryctl agent-data add --agent planner --type plan --content '{"steps": ["search", "answer"]}'
+              memoryctl agent-data add --agent planner --type plan \\
+                --content '{"steps": ["search", "answer"]}'
               agent_5c1e9b2f0a7d4e36
             """)
 

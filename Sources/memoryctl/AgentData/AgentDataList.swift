@@ -13,7 +13,7 @@ struct AgentDataList: ParsableCommand {
     @OptionGroup(title: "Global Options") var globals: GlobalOptions
     @Option(help: "The agent (agent_id).") var agent: String
     @Option(help: "Only this kind of data (data_type).") var type: String = ""
-    @Option(help: "At most this many entries (default 20).") var limit: UInt32 = 0
+    @Option(help: "At most this many entries (default 20, max 1000).") var limit: UInt32?
     @Option(help: "Continue after a previous page.") var pageToken: String = ""
     @Flag(help: "Do not shorten the content.") var full = false
 
@@ -23,7 +23,7 @@ struct AgentDataList: ParsableCommand {
             defer { client.close() }
             let page = try client.listAgentData(
                 ListAgentDataRequest(
-                    agentID: agent, dataType: type, limit: limit,
+                    agentID: agent, dataType: type, limit: limit ?? 0,
                     pageToken: pageToken))
             if console.json {
                 console.document(

@@ -17,7 +17,7 @@ struct History: ParsableCommand {
     @OptionGroup(title: "Global Options") var globals: GlobalOptions
     @Option(help: "The user (user_id).") var user: String
     @Option(help: "Only this session.") var session: String = ""
-    @Option(help: "At most this many items (default 20, max 1000).") var limit: UInt32 = 0
+    @Option(help: "At most this many items (default 20, max 1000).") var limit: UInt32?
     @Option(help: "The item type (default conversation).") var type: String = ""
     @Option(help: ArgumentHelp("Equality filter on a field or metadata.KEY (repeatable).", valueName: "field=value"))
     var filter: [String] = []
@@ -32,7 +32,7 @@ struct History: ParsableCommand {
             defer { client.close() }
             let page = try client.conversationHistory(
                 HistoryRequest(
-                    userID: user, sessionID: session, limit: limit,
+                    userID: user, sessionID: session, limit: limit ?? 0,
                     itemType: type, filters: filters, pageToken: pageToken, excludeEmbeddings: !embeddings))
             if console.json {
                 console.document(

@@ -9,7 +9,8 @@ struct Search: ParsableCommand {
             distance, so that higher is always better. --min-score drops weaker results.
 
             Example:
-              memoryctl search --user alice --embedding-file query.csv --top-k 3 --min-score 0.8
+              memoryctl search --user alice --embedding-file query.csv --top-k 3 \\
+                --min-score 0.8
               memoryctl search --user alice --embedding 0.1,0.2,0.3 --measure dot --json
             """)
 
@@ -29,7 +30,7 @@ struct Search: ParsableCommand {
     @Option(help: ArgumentHelp("The query embedding as comma-separated numbers.", valueName: "csv")) var embedding:
         String?
     @Option(help: ArgumentHelp("A file holding the query embedding.", valueName: "file")) var embeddingFile: String?
-    @Option(help: "At most this many results (default 5, max 1000).") var topK: UInt32 = 0
+    @Option(help: "At most this many results (default 5, max 1000).") var topK: UInt32?
     @Option(help: "Only items said with this persona (persona_active).") var persona: String = ""
     @Option(help: "Only items of this session.") var session: String = ""
     @Option(help: "Drop results scoring below this.") var minScore: Double?
@@ -54,7 +55,7 @@ struct Search: ParsableCommand {
             let results = try client.semanticSearch(
                 SearchRequest(
                     userID: user, queryEmbedding: query, persona: persona,
-                    sessionID: session, topK: topK, minScore: minScore,
+                    sessionID: session, topK: topK ?? 0, minScore: minScore,
                     measure: measure.distance, excludeEmbeddings: !embeddings))
             if console.json {
                 console.document(

@@ -3,14 +3,15 @@ import ArgumentParser
 struct CleanupExpired: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cleanup-expired",
-        abstract: "Delete the memory items whose expiration has passed; print how many.",
+        abstract: "Delete the memory items and agent data whose expiration has passed; print how many.",
         discussion: """
-            Expired items are already invisible to every read; this frees their storage now instead \
-            of waiting for the backend's own cleanup.
+            Expired items and agent data are already invisible to every read; this frees their \
+            storage now instead of waiting for the backend's own cleanup (Firestore's TTL policy). \
+            The count covers both.
 
             Example:
               memoryctl cleanup-expired
-              deleted 12 expired items
+              deleted 12 expired entries (memory items and agent data)
             """)
 
     @OptionGroup(title: "Global Options") var globals: GlobalOptions
@@ -23,7 +24,7 @@ struct CleanupExpired: ParsableCommand {
             if console.json {
                 console.document(.object(["deleted_count": .number(Double(n))]))
             } else {
-                console.out("deleted \(n) expired item\(n == 1 ? "" : "s")")
+                console.out("deleted \(n) expired \(n == 1 ? "entry" : "entries") (memory items and agent data)")
             }
         }
     }

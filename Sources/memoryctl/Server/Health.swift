@@ -1,5 +1,6 @@
 import ArgumentParser
 import MemoryDomain
+import MemoryUtilities
 
 struct Health: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,9 +30,16 @@ struct Health: ParsableCommand {
     func run() throws {
         var status = ""
         try globals.run { console in
-            let client = try globals.connect()
-            defer { client.close() }
-            let report = try client.healthCheck()
+            let report: HealthReport
+            do {
+                let client = try globals.connect()
+                defer { client.close() }
+                report = try client.healthCheck()
+            } catch let error as MemoryError where console.json && error.type == .unspecified {
+                // A monitoring check reading stdout still gets one document: memoryd itself is down.
+                console.document(Self.unreachable(error))
+                throw error
+            }
             status = report.status
             if console.json {
                 console.document(report.json)
@@ -45,6 +53,23 @@ struct Health: ParsableCommand {
         default: throw ExitCode(2)
         }
     }
+
+    /// The `--json` document when memoryd does not answer (the Python client's `health_check()` form).
+    static func unreachable(_ error: MemoryError) -> JSONValue {
+        .object([
+            "status": .string("unhealthy"), "firestore": .bool(false),
+            "details": .object([
+                "memoryd_reachable": .bool(false), "reason": .string("\(error.name): \(error.message)"),
+            ]),
+        ])
+    }
+
+    /// Figures that read like a problem without their explanation: the sqlite index holds a user's vectors
+    /// only after that user's first search since the start, so 0 after a restart is normal.
+    static let notes = [
+        "indexed_users": "users whose vectors are in memory (loaded on a user's first search)",
+        "indexed_vectors": "vectors in memory (loaded on a user's first search; the data is on disk)",
+    ]
 
     static func render(_ report: HealthReport) -> String {
         let d = report.details
@@ -67,10 +92,13 @@ struct Health: ParsableCommand {
         for key in leading + rest {
             // The reason is on the first line already.
             guard let v = d[key], key != "reason" else { continue }
-            block.add(
-                key,
-                key == "uptime_s"
-                    ? "\(Format.value(v)) (\(Format.duration(seconds: v.numberValue ?? 0)))" : Format.value(v))
+            var shown = Format.value(v)
+            if key == "uptime_s" {
+                shown += " (\(Format.duration(seconds: v.numberValue ?? 0)))"
+            } else if let note = notes[key] {
+                shown += "  \(note)"
+            }
+            block.add(key, shown)
         }
         return first + "\n" + block.render(indent: "  ")
     }

@@ -45,6 +45,31 @@ struct GlobalOptions: ParsableArguments {
 
     // MARK: - Before or after the command
 
+    /// `--timeout -1` → `--timeout=-1`: the parser takes a value that starts with `-` for an option and
+    /// would say "Missing value"; joined, the option's own check names the bad number (and a negative
+    /// `--min-score`, which euclidean scores need, works).
+    static func negativeValuesJoined(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let a = arguments[i]
+            if a == "--" {
+                out += arguments[i...]
+                break
+            }
+            if a.hasPrefix("--"), !a.contains("="), i + 1 < arguments.count, arguments[i + 1].hasPrefix("-"),
+                Double(arguments[i + 1]) != nil
+            {
+                out.append(a + "=" + arguments[i + 1])
+                i += 2
+            } else {
+                out.append(a)
+                i += 1
+            }
+        }
+        return out
+    }
+
     /// Options that take a value, and flags, that `hoisted` moves.
     private static let valued: Set<String> = ["--socket", "--timeout"]
     private static let flags: Set<String> = ["--json"]

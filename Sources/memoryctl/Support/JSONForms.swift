@@ -46,48 +46,33 @@ enum JSONForms {
         "id", "user_id", "session_id", "timestamp", "item_type", "persona_active", "text_content",
         "embedding", "metadata", "expiration",
     ]
+    static let agentDataFields = ["id", "agent_id", "timestamp", "data_type", "content", "metadata", "expiration"]
+
+    /// One line of an export: agent data when it has `agent_id` (a MemoryItem never does), else a MemoryItem.
+    enum Entry {
+        case item(MemoryItem)
+        case agentData(AgentData)
+    }
+
+    static func parseEntry(_ value: JSONValue) throws(MemoryError) -> Entry {
+        if case .object(let o) = value, o["agent_id"] != nil { return .agentData(try parseAgentData(value)) }
+        return .item(try parseItem(value))
+    }
 
     /// A MemoryItem from its JSON form. Unknown fields are refused, so that a typo (`text` for
     /// `text_content`) fails loudly instead of importing empty items.
     static func parseItem(_ value: JSONValue) throws(MemoryError) -> MemoryItem {
-        guard case .object(let o) = value else {
-            throw .validation("expected a JSON object (a MemoryItem), not \(kind(value))")
-        }
-        for key in o.keys.sorted() where !itemFields.contains(key) {
-            throw .validation(
-                "unknown field \(Validation.show(key)); MemoryItem fields are \(itemFields.joined(separator: ", "))")
-        }
-        func string(_ key: String) throws(MemoryError) -> String {
-            switch o[key] {
-            case nil, .null: return ""
-            case .string(let s): return s
-            case let v?: throw .validation("\(key) must be a string, not \(kind(v))")
-            }
-        }
-        func time(_ key: String) throws(MemoryError) -> Timestamp? {
-            switch o[key] {
-            case nil, .null: return nil
-            case .string(let s):
-                guard let t = Timestamp(rfc3339: s) else {
-                    throw .validation("\(key) \(Validation.show(s)) is not an RFC 3339 time")
-                }
-                return t
-            case .number(let n):
-                guard n.isFinite else { throw .validation("\(key) must be finite") }
-                return Timestamp(microseconds: Int64(n * 1_000_000))
-            case let v?: throw .validation("\(key) must be an RFC 3339 string, not \(kind(v))")
-            }
-        }
+        let f = try Fields(value, kind: "a MemoryItem", known: itemFields)
         var item = MemoryItem()
-        item.id = try string("id")
-        item.userID = try string("user_id")
-        item.sessionID = try string("session_id")
-        item.timestamp = try time("timestamp")
-        item.itemType = try string("item_type")
-        item.personaActive = try string("persona_active")
-        item.textContent = try string("text_content")
-        item.expiration = try time("expiration")
-        switch o["embedding"] {
+        item.id = try f.string("id")
+        item.userID = try f.string("user_id")
+        item.sessionID = try f.string("session_id")
+        item.timestamp = try f.time("timestamp")
+        item.itemType = try f.string("item_type")
+        item.personaActive = try f.string("persona_active")
+        item.textContent = try f.string("text_content")
+        item.expiration = try f.time("expiration")
+        switch f.o["embedding"] {
         case nil, .null: break
         case .array(let a):
             item.embedding.reserveCapacity(a.count)
@@ -99,12 +84,69 @@ enum JSONForms {
             }
         case let v?: throw .validation("embedding must be an array of numbers, not \(kind(v))")
         }
-        switch o["metadata"] {
-        case nil, .null: break
-        case .object(let m): item.metadata = m
-        case let v?: throw .validation("metadata must be an object, not \(kind(v))")
-        }
+        item.metadata = try f.metadata()
         return item
+    }
+
+    /// AgentData from its JSON form (`memoryctl agent-data get --json`); unknown fields are refused.
+    static func parseAgentData(_ value: JSONValue) throws(MemoryError) -> AgentData {
+        let f = try Fields(value, kind: "AgentData", known: agentDataFields)
+        var d = AgentData()
+        d.id = try f.string("id")
+        d.agentID = try f.string("agent_id")
+        d.dataType = try f.string("data_type")
+        d.timestamp = try f.time("timestamp")
+        d.expiration = try f.time("expiration")
+        d.content = f.o["content"].flatMap { $0 == .null ? nil : $0 }
+        d.metadata = try f.metadata()
+        return d
+    }
+
+    /// The fields of one JSON object, read with the type checks every form shares.
+    private struct Fields {
+        let o: [String: JSONValue]
+
+        init(_ value: JSONValue, kind what: String, known: [String]) throws(MemoryError) {
+            guard case .object(let o) = value else {
+                throw .validation("expected a JSON object (\(what)), not \(JSONForms.kind(value))")
+            }
+            for key in o.keys.sorted() where !known.contains(key) {
+                throw .validation(
+                    "unknown field \(Validation.show(key)); \(what) has the fields \(known.joined(separator: ", "))")
+            }
+            self.o = o
+        }
+
+        func string(_ key: String) throws(MemoryError) -> String {
+            switch o[key] {
+            case nil, .null: return ""
+            case .string(let s): return s
+            case let v?: throw .validation("\(key) must be a string, not \(JSONForms.kind(v))")
+            }
+        }
+
+        func time(_ key: String) throws(MemoryError) -> Timestamp? {
+            switch o[key] {
+            case nil, .null: return nil
+            case .string(let s):
+                guard let t = Timestamp(rfc3339: s) else {
+                    throw .validation("\(key) \(Validation.show(s)) is not an RFC 3339 time")
+                }
+                return t
+            case .number(let n):
+                guard n.isFinite else { throw .validation("\(key) must be finite") }
+                return Timestamp(microseconds: Int64(n * 1_000_000))
+            case let v?: throw .validation("\(key) must be an RFC 3339 string, not \(JSONForms.kind(v))")
+            }
+        }
+
+        func metadata() throws(MemoryError) -> [String: JSONValue] {
+            switch o["metadata"] {
+            case nil, .null: return [:]
+            case .object(let m): return m
+            case let v?: throw .validation("metadata must be an object, not \(JSONForms.kind(v))")
+            }
+        }
     }
 
     static func kind(_ v: JSONValue) -> String {
