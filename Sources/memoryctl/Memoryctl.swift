@@ -29,7 +29,7 @@ struct Memoryctl: ParsableCommand {
         version: version,
         subcommands: [
             Ping.self, Health.self, Metrics.self,
-            AddItem.self, ImportItems.self, GetItem.self, DeleteItem.self, History.self, Search.self,
+            AddItem.self, ImportItems.self, Export.self, GetItem.self, DeleteItem.self, History.self, Search.self,
             AgentDataCommand.self, CleanupExpired.self,
         ])
 

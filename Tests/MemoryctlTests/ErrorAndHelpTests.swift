@@ -35,7 +35,7 @@ final class ErrorTests: MemoryctlTestCase {
         let socket = daemon.directory + "/nobody-listens.sock"
         for args in [
             ["ping"], ["health"], ["get", "x"], ["add", "--user", "u"], ["cleanup-expired"],
-            ["history", "--user", "u"], ["agent-data", "list", "--agent", "a"],
+            ["history", "--user", "u"], ["agent-data", "list", "--agent", "a"], ["export"],
         ] {
             let r = try memoryctl(args + ["--socket", socket])
             XCTAssertEqual(r.status, 8, "\(args)\n\(r)")
@@ -88,7 +88,8 @@ final class ErrorTests: MemoryctlTestCase {
 /// Help texts: every command explains itself with an example; one is checked whole.
 final class HelpTests: XCTestCase {
     static let commands: [[String]] = [
-        ["ping"], ["health"], ["add"], ["import"], ["get"], ["delete"], ["history"], ["search"], ["agent-data"],
+        ["ping"], ["health"], ["add"], ["import"], ["export"], ["get"], ["delete"], ["history"], ["search"],
+        ["agent-data"],
         ["agent-data", "add"], ["agent-data", "get"], ["agent-data", "list"], ["cleanup-expired"],
     ]
 
