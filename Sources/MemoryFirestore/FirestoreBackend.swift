@@ -70,4 +70,8 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
     }
 
     public func shutdown() {}
+
+    /// Each gRPC attempt is a request (timed under `firestore.commit`, `firestore.runQuery`, …), each failed
+    /// attempt an error, each retry a retry; the breaker's state is read from ``statistics()``.
+    public func attachMetrics(_ metrics: BackendMetrics) { shared.metrics = metrics }
 }

@@ -1,9 +1,10 @@
 import MemoryDomain
+import MemoryMetrics
 import MemoryUtilities
 import Synchronization
 
 /// The Firestore methods memoryd calls, on `google.firestore.v1.Firestore`.
-enum FirestoreMethod: String, Sendable {
+enum FirestoreMethod: String, Sendable, CaseIterable {
     case commit = "Commit"
     case batchWrite = "BatchWrite"
     case batchGetDocuments = "BatchGetDocuments"
@@ -25,6 +26,9 @@ final class FirestoreRPC {
     let shared: FirestoreShared
     /// True when the last `call` sent its request more than once (a write may have been applied before).
     private(set) var lastCallRetried = false
+    /// `memoryd_backend_*`: each attempt timed under its method, failures and retries counted (nil: off).
+    private let metrics: BackendMetrics?
+    private let durations: [FirestoreMethod: HistogramCell]
 
     init(shared: FirestoreShared) throws(MemoryError) {
         self.shared = shared
@@ -33,6 +37,10 @@ final class FirestoreRPC {
         }
         http = HTTPClient(handle: handle)
         channel = GRPCChannel(handle: handle, endpoint: shared.config.endpoint)
+        metrics = shared.metrics
+        var cells: [FirestoreMethod: HistogramCell] = [:]
+        if let metrics { for m in FirestoreMethod.allCases { cells[m] = metrics.requests(m.operation) } }
+        durations = cells
     }
 
     /// Calls `method` with `request` (a framed message, see `ProtoArena.framed`).
@@ -72,6 +80,8 @@ final class FirestoreRPC {
             do throws(MemoryError) {
                 let auth = try shared.tokens.authorization(http: http, timeoutMs: timeoutMs)
                 onAttempt()
+                let started = monotonicNanos()
+                defer { durations[method]?.observe(since: started, now: monotonicNanos()) }
                 let outcome: Result<FirestoreStatus, GRPCCallFailure> = request.withUnsafeBytes { body in
                     do throws(GRPCCallFailure) {
                         return .success(
@@ -123,6 +133,7 @@ final class FirestoreRPC {
             }
             shared.breaker.record(success: false, error: failure.message)
             shared.recordError(failure.message)
+            metrics?.recordError(failure)
 
             guard retryable, attempt < policy.maxRetries else {
                 if attempt > 0 { failure.message += " (\(attempt + 1) attempts)" }
@@ -134,6 +145,7 @@ final class FirestoreRPC {
                 throw failure
             }
             shared.retries.add(1, ordering: .relaxed)
+            metrics?.recordRetry()
             sleepMilliseconds(delay)
             attempt += 1
         }
@@ -147,6 +159,12 @@ final class FirestoreShared: Sendable {
     let breaker: CircuitBreaker
     let retries = Atomic<Int>(0)
     let connectionsOpen = Atomic<Int>(0)
+    /// Set by `attachMetrics` before the first connection opens.
+    private let metricsSlot = Mutex<BackendMetrics?>(nil)
+    var metrics: BackendMetrics? {
+        get { metricsSlot.withLock { $0 } }
+        set { metricsSlot.withLock { $0 = newValue } }
+    }
     /// `x-goog-request-params` as Google's own clients send it: `database=…` for Commit, BatchWrite and
     /// BatchGetDocuments, `parent=…` for RunQuery (values URL-encoded, `/` kept).
     let databaseRouting: String

@@ -8,7 +8,9 @@ extension SQLiteBackend {
     public func attachMetrics(_ metrics: BackendMetrics) {
         self.metrics = metrics
         let index = self.index
-        metrics.index(entries: { Double(index.vectorCount) }, users: { Double(index.userCount) })
+        metrics.index(
+            entries: { Double(index.statistics.vectors) }, users: { Double(index.statistics.users) },
+            bytes: { Double(index.statistics.bytes) }, misses: { Double(index.statistics.loads) })
     }
 }
 

@@ -14,7 +14,8 @@ extension SQLiteBackend {
                 "sqlite.batch_size", .integer(1...10_000), default: .integer(400),
                 help: "rows per transaction for AddMemoryItems and cleanup"),
             ConfigKey(
-                "sqlite.index_memory_mb", .integer(0...(1 << 20)), default: .integer(SQLiteBackend.defaultIndexMemoryMB),
+                "sqlite.index_memory_mb", .integer(0...(1 << 20)),
+                default: .integer(SQLiteBackend.defaultIndexMemoryMB),
                 help: "the search index's memory budget; least recently searched users are evicted, a user over it "
                     + "alone is searched by streaming from the database"),
             ConfigKey(
@@ -26,7 +27,7 @@ extension SQLiteBackend {
         validate: { config throws(ConfigError) in
             guard !config.dataDir.isEmpty else { throw ConfigError(key: "data_dir", "must not be empty") }
             let kernel = config.string("sqlite.vector_kernel")
-            do { _ = try VectorKernels.named(kernel) } catch {
+            do throws(MemoryError) { _ = try VectorKernels.named(kernel) } catch {
                 throw ConfigError(key: "sqlite.vector_kernel", error.message)
             }
         },

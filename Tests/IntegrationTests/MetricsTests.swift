@@ -109,6 +109,16 @@ final class MetricsTests: XCTestCase {
             XCTAssertEqual(s.sum("memoryd_backend_errors_total"), 0, "a duplicate id is not a failed request")
             XCTAssertEqual(s["memoryd_backend_retries_total{\(b)}"], 0)
             XCTAssertEqual(s["memoryd_index_entries{\(b)}"], 0, "no embeddings stored")
+        } else {
+            // Firestore's requests are its gRPC calls: adds commit, gets read with BatchGetDocuments.
+            let b = "backend=\"firestore\""
+            XCTAssertGreaterThanOrEqual(
+                s["memoryd_backend_request_duration_seconds_count{\(b),operation=\"firestore.commit\"}"] ?? 0, 2)
+            XCTAssertGreaterThanOrEqual(
+                s["memoryd_backend_request_duration_seconds_count{\(b),operation=\"firestore.batchGetDocuments\"}"]
+                    ?? 0, 1)
+            XCTAssertEqual(s.sum("memoryd_backend_errors_total"), 0, "NOT_FOUND and ALREADY_EXISTS are answers")
+            XCTAssertEqual(s["memoryd_backend_retries_total{\(b)}"], 0)
         }
 
         XCTAssertNil(try MetricsTools.promtoolProblems(http.body))
