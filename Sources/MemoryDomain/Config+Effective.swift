@@ -30,6 +30,7 @@ extension DaemonConfig {
         case "max_connections": return String(maxConnections)
         case "max_in_flight_per_connection": return String(maxInFlightPerConnection)
         case "queue_capacity": return String(queueCapacity)
+        case "queue_max_bytes": return String(queueMaxBytes)
         case "max_output_bytes": return String(maxOutputBytes)
         case "default_timeout_ms": return String(defaultTimeoutMs)
         case "drain_timeout_ms": return String(drainTimeoutMs)

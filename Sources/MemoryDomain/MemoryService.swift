@@ -48,7 +48,8 @@ public final class MemoryService {
 
         case .addMemoryItem(let item, let upsert, let rejectDuplicate):
             let item = try normalize(item, field: "item", context: context)
-            if rejectDuplicate, let hash = item.contentHash,
+            // An empty text is nobody's duplicate (as in the original manager).
+            if rejectDuplicate, !item.textContent.isEmpty, let hash = item.contentHash,
                 let existing = try store.findByContentHash(userID: item.userID, contentHash: hash, context: context),
                 existing != item.id
             {
@@ -128,6 +129,7 @@ public final class MemoryService {
         case .checkDuplicate(let raw):
             try Validation.checkKey(raw.userID, field: "item.user_id", required: true, limits: limits)
             try checkText(raw.textContent, field: "item.text_content")
+            if raw.textContent.isEmpty { return .checkDuplicate(duplicate: false, existingID: "") }
             let hash = SHA256.hexDigest(raw.textContent)
             let existing = try store.findByContentHash(userID: raw.userID, contentHash: hash, context: context)
             return .checkDuplicate(duplicate: existing != nil, existingID: existing ?? "")

@@ -20,9 +20,11 @@ extension Server {
         let queue = workQueue
         let isFirestore = backend.reportsAsFirestore
         let cache = self.cache
+        let namespace = config.namespace
         return {
             let (errors, last) = stats.recentErrors()
             var d = backend.statistics()
+            d["namespace"] = .string(namespace)
             d["connection_pool_size"] = .number(Double(workers))
             d["connections_in_use"] = .number(Double(stats.busyWorkers.load(ordering: .relaxed)))
             d["queue_depth"] = .number(Double(queue.depth))

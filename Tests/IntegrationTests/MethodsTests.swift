@@ -120,6 +120,12 @@ final class MethodsTests: XCTestCase {
         XCTAssertTrue(dup.duplicate)
         XCTAssertEqual(dup.existingID, first)
         XCTAssertFalse(try client.checkDuplicate(MemoryItem(userID: "u1", textContent: "new words")).duplicate)
+        // An empty text is nobody's duplicate, as in the original manager (items without text are common:
+        // tool results, embeddings only).
+        _ = try client.addMemoryItem(MemoryItem(userID: "u1", textContent: ""))
+        XCTAssertFalse(try client.checkDuplicate(MemoryItem(userID: "u1", textContent: "")).duplicate)
+        XCTAssertNoThrow(
+            try client.addMemoryItem(MemoryItem(userID: "u1", textContent: ""), rejectDuplicateContent: true))
     }
 
     private func checkValidationErrorsNameTheField() throws {
@@ -309,7 +315,7 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(h.firestore, backend == "firestore")
         for key in [
             "backend", "version", "uptime_s", "connection_pool_size", "connections_in_use", "queue_depth",
-            "circuit_state", "error_count", "last_error",
+            "circuit_state", "error_count", "last_error", "namespace",
         ] {
             XCTAssertNotNil(h.details[key], "details.\(key) missing: \(h.details)")
         }

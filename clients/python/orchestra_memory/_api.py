@@ -59,6 +59,8 @@ GET_AGENT_DATA = Method("GetAgentData")
 LIST_AGENT_DATA = Method("ListAgentData")
 CLEANUP = Method("CleanupExpiredItems")
 HEALTH = Method("HealthCheck")
+LIST_ITEMS = Method("ListMemoryItems")
+METRICS = Method("GetMetrics")
 
 
 # --- argument checks -----------------------------------------------------------------------------------
@@ -144,6 +146,10 @@ def _agent_data_page(payload: bytes) -> Page:
 
 def _deleted_count(payload: bytes) -> int:
     return int(service_pb2.CleanupExpiredItemsResponse.FromString(payload).deleted_count)
+
+
+def _metrics_text(payload: bytes) -> str:
+    return service_pb2.GetMetricsResponse.FromString(payload).text
 
 
 def _health(payload: bytes) -> Dict[str, Any]:
@@ -306,12 +312,31 @@ def get_agent_data(self: Any, data_id: str, *, timeout: Optional[float] = None) 
 
 
 def list_agent_data(self: Any, agent_id: str, data_type: Optional[str] = None, limit: int = 20, *,
-                    page_token: Optional[str] = None, timeout: Optional[float] = None) -> Page:
+                    page_token: Optional[str] = None, all_agents: bool = False,
+                    timeout: Optional[float] = None) -> Page:
     """The agent's data (optionally of one ``data_type``), newest first; a list with
-    ``next_page_token``."""
+    ``next_page_token`` (a page may be shorter than ``limit`` with more to come: follow the token until it
+    is empty). ``agent_id=""`` with ``all_agents=True``: every agent's data."""
     req = service_pb2.ListAgentDataRequest(agent_id=agent_id or "", data_type=data_type or "",
-                                           limit=max(int(limit), 0), page_token=page_token or "")
+                                           limit=max(int(limit), 0), page_token=page_token or "",
+                                           all_agents=all_agents)
     return Call(LIST_AGENT_DATA, req.SerializeToString(), _agent_data_page, timeout)
+
+
+def list_memory_items(self: Any, user_id: Optional[str] = None, *, item_type: Optional[str] = None,
+                      limit: int = 100, page_token: Optional[str] = None, exclude_embeddings: bool = False,
+                      timeout: Optional[float] = None) -> Page:
+    """Every memory item of the namespace (or of one user, of one ``item_type``), oldest first; a list with
+    ``next_page_token`` — follow it until it is empty. The export and copy path."""
+    req = service_pb2.ListMemoryItemsRequest(user_id=user_id or "", item_type=item_type or "",
+                                             limit=max(int(limit), 0), page_token=page_token or "",
+                                             exclude_embeddings=exclude_embeddings)
+    return Call(LIST_ITEMS, req.SerializeToString(), _decode.history_response, timeout)
+
+
+def get_metrics(self: Any, *, timeout: Optional[float] = None) -> str:
+    """The daemon's metrics in the Prometheus text format (the same as its ``GET /metrics``)."""
+    return Call(METRICS, b"", _metrics_text, timeout)
 
 
 def cleanup_expired_items(self: Any, *, timeout: Optional[float] = None) -> int:
@@ -338,7 +363,8 @@ def health_check(self: Any, *, timeout: Optional[float] = None) -> Dict[str, Any
 API = [
     initialize, ping, add_memory_item, add_memory_items, get_memory_item, delete_memory_item,
     get_conversation_history, search_with_scores, semantic_search, find_duplicate, check_duplicate,
-    add_raw_agent_data, get_agent_data, list_agent_data, cleanup_expired_items, health_check,
+    add_raw_agent_data, get_agent_data, list_agent_data, list_memory_items, cleanup_expired_items, health_check,
+    get_metrics,
 ]
 
 

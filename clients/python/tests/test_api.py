@@ -283,6 +283,39 @@ def test_agent_data(client: MemoryClient, user: str) -> None:
         client.add_raw_agent_data(AgentData(agent_id=agent, data_type=""))
 
 
+def test_every_item_and_every_agents_data_page_by_page(client: MemoryClient, user: str) -> None:
+    """ListMemoryItems and ListAgentData(all_agents): the export path, followed until the token is empty."""
+    ids = [client.add_memory_item(MemoryItem(user_id=user, item_type=t, text_content=f"{t} {i}",
+                                             timestamp=datetime(2024, 1, 1, 0, 0, i, tzinfo=timezone.utc)))
+           for i, t in enumerate(["conversation", "note", "fact"])]
+    seen, token = [], None
+    while True:
+        page = client.list_memory_items(user, limit=2, page_token=token)
+        seen += [i.id for i in page]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == ids, "every type, oldest first, across pages"
+    assert [i.id for i in client.list_memory_items(user, item_type="note")] == [ids[1]]
+    agent = "all-" + user
+    data_id = client.add_raw_agent_data(AgentData(agent_id=agent, data_type="plan", content={"x": 1}))
+    everyone, token = [], None
+    while True:
+        page = client.list_agent_data("", all_agents=True, limit=50, page_token=token)
+        everyone += [d.id for d in page]
+        token = page.next_page_token
+        if not token:
+            break
+    assert data_id in everyone
+
+
+def test_metrics_text(client: MemoryClient) -> None:
+    client.ping()
+    text = client.get_metrics()
+    assert "# TYPE memoryd_calls_total counter" in text
+    assert 'memoryd_calls_total{method="Ping",code="OK"}' in text
+
+
 def test_health_check(client: MemoryClient, backend: str) -> None:
     h = client.health_check()
     assert set(h) == {"status", "firestore", "details"}
