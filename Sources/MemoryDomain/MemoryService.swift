@@ -57,8 +57,14 @@ public final class MemoryService {
                     .duplicate, "user \(Validation.show(item.userID)) already has this text as \(existing)",
                     details: ["existing_id": existing])
             }
-            try store.addMemoryItem(item, upsert: upsert, context: context)
-            onChange?(.stored([item]))
+            do {
+                try store.addMemoryItem(item, upsert: upsert, context: context)
+                onChange?(.stored([item]))
+            } catch  where error.type == .duplicate && !upsert {
+                // The same item sent again (a retry after a timeout, a re-import) is stored already: success.
+                guard let stored = try storedUnchanged(item, context: context) else { throw error }
+                onChange?(.stored([stored]))
+            }
             return .addMemoryItem(id: item.id)
 
         case .addMemoryItems(let items, let upsert):
@@ -88,7 +94,14 @@ public final class MemoryService {
                 var kept: [MemoryItem] = []
                 for (k, err) in stored.enumerated() {
                     results[validIndex[k]].error = err
-                    if err == nil { kept.append(valid[k]) }
+                    if err == nil {
+                        kept.append(valid[k])
+                    } else if err?.type == .duplicate, !upsert,
+                        let same = try storedUnchanged(valid[k], context: context)
+                    {
+                        results[validIndex[k]] = ItemResult(id: same.id, unchanged: true)
+                        kept.append(same)
+                    }
                 }
                 if !kept.isEmpty { onChange?(.stored(kept)) }
             }
@@ -243,6 +256,19 @@ public final class MemoryService {
                 )
             }
         }
+    }
+
+    /// The stored item when `item` is the same item sent again — every field equal but the timestamp, which
+    /// the server sets at receipt when the client leaves it out — else nil. This is what makes retrying an add
+    /// by id safe on every backend (PROTOCOL.md, "Deadlines"): the retry of a write that did commit succeeds.
+    private func storedUnchanged(_ item: MemoryItem, context: CallContext) throws(MemoryError) -> MemoryItem? {
+        let stored: MemoryItem
+        do {
+            stored = try store.getMemoryItem(id: item.id, context: context)
+        } catch  where error.type == .notFound {
+            return nil
+        }
+        return item.isResent(as: stored) ? stored : nil
     }
 
     /// Never fails: a broken backend is reported as unhealthy.

@@ -190,10 +190,14 @@ public struct ListMemoryItemsRequest: Sendable, Equatable {
 public struct ItemResult: Sendable, Equatable {
     public var id: String
     public var error: MemoryError?
+    /// Stored already, exactly so (the item was sent again): nothing changed. The wire carries it as an OK
+    /// status with `details.unchanged = "true"`.
+    public var unchanged: Bool
 
-    public init(id: String, error: MemoryError? = nil) {
+    public init(id: String, error: MemoryError? = nil, unchanged: Bool = false) {
         self.id = id
         self.error = error
+        self.unchanged = unchanged
     }
 }
 

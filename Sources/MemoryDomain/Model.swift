@@ -253,3 +253,13 @@ public struct BackendHealth: Sendable {
         self.details = details
     }
 }
+
+extension MemoryItem {
+    /// True when this item is `stored` sent again: the same in every field but the timestamp, which the
+    /// server sets at receipt when the client leaves it out.
+    public func isResent(as stored: MemoryItem) -> Bool {
+        var again = self
+        again.timestamp = stored.timestamp
+        return again == stored
+    }
+}

@@ -78,7 +78,6 @@ final class SQLiteConnection: StoreConnection {
             return (s.string(0), expired)
         }
         if let existingUser, !existingUser.1, !upsert {
-            if let stored = try fetchItem(id: item.id, now: now), Self.isRetry(of: stored, item) { return [] }
             throw .duplicate("memory item \(Validation.show(item.id)) already exists")
         }
         try db.withStatement(
@@ -104,14 +103,6 @@ final class SQLiteConnection: StoreConnection {
                         embedding: item.embedding)))
         }
         return changes
-    }
-
-    /// True when `item` is `stored` sent again: the same in every field but the timestamp, which the server
-    /// sets at receipt when the client leaves it out.
-    static func isRetry(of stored: MemoryItem, _ item: MemoryItem) -> Bool {
-        var again = item
-        again.timestamp = stored.timestamp
-        return again == stored
     }
 
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem {

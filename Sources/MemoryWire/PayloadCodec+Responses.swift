@@ -26,7 +26,7 @@ extension PayloadCodec {
                     let e = a.alloc(Orchestra__Memory__V1__ItemResult.self)
                     orchestra__memory__v1__item_result__init(e)
                     e.pointee.id = a.string(r.id)
-                    e.pointee.status = a.status(r.error)
+                    e.pointee.status = r.unchanged ? a.unchangedStatus() : a.status(r.error)
                     return e
                 }
             }
@@ -148,7 +148,8 @@ extension PayloadCodec {
                 try forEach(m.pointee.results, m.pointee.n_results) { (_, r) throws(MemoryError) in
                     out.append(
                         ItemResult(
-                            id: try readString(r.pointee.id, field: "id"), error: try readStatus(r.pointee.status)))
+                            id: try readString(r.pointee.id, field: "id"), error: try readStatus(r.pointee.status),
+                            unchanged: try readUnchanged(r.pointee.status)))
                 }
                 return .addMemoryItems(out)
             }

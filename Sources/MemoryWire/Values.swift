@@ -101,6 +101,21 @@ extension Arena {
         return p
     }
 
+    /// An OK ItemResult status saying the item was stored already, exactly so: `details.unchanged = "true"`.
+    func unchangedStatus() -> UnsafeMutablePointer<PStatus> {
+        let p = status(nil)
+        p.pointee.message = string("already stored, unchanged")
+        p.pointee.n_details = 1
+        p.pointee.details = messages(["unchanged"]) { key in
+            let d = alloc(Orchestra__Rpc__V1__Status__DetailsEntry.self)
+            orchestra__rpc__v1__status__details_entry__init(d)
+            d.pointee.key = string(key) ?? emptyCString()
+            d.pointee.value = string("true") ?? emptyCString()
+            return d
+        }
+        return p
+    }
+
     func memoryItem(_ item: MemoryItem) -> UnsafeMutablePointer<PMemoryItem> {
         let p = alloc(PMemoryItem.self)
         orchestra__memory__v1__memory_item__init(p)
@@ -188,6 +203,18 @@ func readStatus(_ p: UnsafeMutablePointer<PStatus>?) throws(MemoryError) -> Memo
         message: try readString(p.pointee.message, field: "status.message"),
         operation: try readString(p.pointee.operation, field: "status.operation"),
         details: details)
+}
+
+/// True for an OK status carrying `details.unchanged = "true"` (see `Arena.unchangedStatus`).
+func readUnchanged(_ p: UnsafeMutablePointer<PStatus>?) throws(MemoryError) -> Bool {
+    guard let p, p.pointee.code == 0 else { return false }
+    var unchanged = false
+    try forEach(p.pointee.details, p.pointee.n_details) { (_, d) throws(MemoryError) in
+        if try readString(d.pointee.key, field: "status.details key") == "unchanged" {
+            unchanged = try readString(d.pointee.value, field: "status.details") == "true"
+        }
+    }
+    return unchanged
 }
 
 func readMemoryItem(_ p: UnsafeMutablePointer<PMemoryItem>?, field: String) throws(MemoryError) -> MemoryItem {

@@ -101,7 +101,13 @@ final class MethodsTests: XCTestCase {
         XCTAssertEqual(try client.addMemoryItem(item), "fixed-1")
         var changed = item
         changed.textContent = "two"
-        // A different item under a taken id (the same item again is a retry: sqlite accepts it, MemoryItemTests).
+        // The same item again is a retry: it succeeds and changes nothing, on every backend; in a batch it says so.
+        XCTAssertEqual(try client.addMemoryItem(item), "fixed-1")
+        let again = try client.addMemoryItems([item])
+        XCTAssertNil(again.first?.error)
+        XCTAssertEqual(again.first?.unchanged, true)
+        XCTAssertEqual(try client.addMemoryItems([MemoryItem(id: "fixed-2", userID: "u1")]).first?.unchanged, false)
+        // A different item under a taken id is a duplicate.
         assertThrows(.duplicate) { try client.addMemoryItem(changed) }
         XCTAssertEqual(try client.addMemoryItem(changed, upsert: true), "fixed-1")
         XCTAssertEqual(try client.getMemoryItem("fixed-1").textContent, "two")

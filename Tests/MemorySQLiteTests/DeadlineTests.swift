@@ -101,15 +101,26 @@ final class DeadlineTests: SQLiteTestCase {
         XCTAssertEqual(lock.withLock(until: .after(milliseconds: 10_000)) { 2 }, 2)
     }
 
+    /// The store refuses an existing id; the service above it (MemoryService, the same on every backend)
+    /// turns the same item sent again into a success that keeps the stored row.
     func testRetriedAddOfTheSameItemSucceedsAndKeepsTheStoredRow() throws {
+        let service = MemoryService(
+            store: connection, limits: limits, version: "test", startedAtUptimeNanos: 0,
+            healthFigures: { .init(backend: "sqlite", firestore: false, details: [:]) })
+        func add(_ item: MemoryItem) throws(MemoryError) {
+            _ = try service.handle(
+                .addMemoryItem(item: item, upsert: false, rejectDuplicateContent: false), context: context)
+        }
         let original = item("r1", embedding: rng8(1), metadata: ["k": .string("v")], at: 1_700_000_000)
-        try connection.addMemoryItem(original, upsert: false, context: context)
+        try add(original)
         // The retry's timestamp is its own receive time: still the same item.
         var retry = original
         retry.timestamp = Timestamp(seconds: 1_700_000_009)
-        try connection.addMemoryItem(retry, upsert: false, context: context)
+        assertThrows(.duplicate) { try self.connection.addMemoryItem(retry, upsert: false, context: self.context) }
+        try add(retry)
         XCTAssertEqual(try connection.getMemoryItem(id: "r1", context: context), original)
-        XCTAssertEqual(try connection.addMemoryItems([retry], upsert: false, context: context).map { $0?.type }, [nil])
+        let batch = try service.handle(.addMemoryItems(items: [retry], upsert: false), context: context)
+        XCTAssertEqual(batch, .addMemoryItems([ItemResult(id: "r1", unchanged: true)]))
         // Anything else different is another item: DuplicateError as before.
         var changes: [MemoryItem] = []
         for change in 0..<5 {
@@ -123,9 +134,7 @@ final class DeadlineTests: SQLiteTestCase {
             }
             changes.append(other)
         }
-        for other in changes {
-            assertThrows(.duplicate) { try self.connection.addMemoryItem(other, upsert: false, context: self.context) }
-        }
+        for other in changes { assertThrows(.duplicate) { try add(other) } }
         XCTAssertEqual(try connection.getMemoryItem(id: "r1", context: context), original)
     }
 

@@ -64,10 +64,12 @@ struct Importer {
     /// was derived from the content, with --skip-existing, or when `sameAsStored` says the stored entry is
     /// what the line holds (re-importing an export).
     private mutating func record(
-        _ origin: Origin, _ error: MemoryError?, sameAsStored: () throws(MemoryError) -> Bool
+        _ origin: Origin, _ error: MemoryError?, unchanged: Bool = false,
+        sameAsStored: () throws(MemoryError) -> Bool
     ) throws(MemoryError) {
         guard let error else {
-            imported += 1
+            // The daemon says so itself when the item was stored already, exactly so.
+            if unchanged { present += 1 } else { imported += 1 }
             return
         }
         var isPresent = error.type == .duplicate && (origin.derivedID || skipExisting)
@@ -90,6 +92,16 @@ struct Importer {
 
     /// AddRawAgentData cannot replace: with --upsert an existing agent data id counts as present.
     mutating func add(_ data: AgentData, _ origin: Origin) throws(MemoryError) {
+        let client = self.client
+        // Stored already, exactly so (a re-run): present, without writing. (A write would succeed too, as a
+        // retry, but could not say it changed nothing.)
+        if !data.id.isEmpty,
+            Self.same(data, origin, as: try Self.stored { () throws(MemoryError) in try client.getAgentData(data.id) })
+        {
+            present += 1
+            showProgress()
+            return
+        }
         var outcome: MemoryError?
         do {
             _ = try client.addRawAgentData(data)
@@ -99,7 +111,6 @@ struct Importer {
             stopped(at: origin.line)
             throw error
         }
-        let client = self.client
         let upsert = self.upsert
         try record(origin, outcome) { () throws(MemoryError) -> Bool in
             if upsert { return true }
@@ -158,7 +169,7 @@ struct Importer {
             if let m = e?.message { e?.message = ImportItems.withoutItemIndex(m) }
             let item = chunk[i]
             let origin = chunkOrigins[i]
-            try record(origin, e) { () throws(MemoryError) -> Bool in
+            try record(origin, e, unchanged: r.unchanged) { () throws(MemoryError) -> Bool in
                 Self.same(
                     item, origin, as: try Self.stored { () throws(MemoryError) in try client.getMemoryItem(item.id) })
             }

@@ -111,7 +111,8 @@ def _added_id(payload: bytes) -> str:
 
 def _item_results(payload: bytes) -> List[ItemResult]:
     r = service_pb2.AddMemoryItemsResponse.FromString(payload)
-    return [ItemResult(x.id, error_from_status(x.status) if x.status.code != 0 else None) for x in r.results]
+    return [ItemResult(x.id, error_from_status(x.status), False) if x.status.code != 0
+            else ItemResult(x.id, None, x.status.details.get("unchanged") == "true") for x in r.results]
 
 
 def _nothing(payload: bytes) -> None:

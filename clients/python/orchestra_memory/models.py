@@ -82,10 +82,12 @@ class PersonaConfig:
 
 @dataclass
 class ItemResult:
-    """The outcome of one item of ``add_memory_items``: ``id`` when it was stored, else ``error``."""
+    """The outcome of one item of ``add_memory_items``: ``id`` when it was stored, else ``error``.
+    ``unchanged`` when the item was stored already, exactly so (sent again: a retry, a re-import)."""
 
     id: str
     error: Optional[Exception] = None
+    unchanged: bool = False
 
     @property
     def ok(self) -> bool:
