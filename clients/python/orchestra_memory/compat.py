@@ -143,11 +143,14 @@ class FirestoreMemoryManagerV2(AsyncMemoryClient, MemoryManager):
 
     def _log_settings(self, details: Dict[str, Any]) -> None:
         notes: List[str] = []
+        sqlite = details.get("backend") == "sqlite"
         for name, mine in (("connection_pool_size", self.connection_pool_size), ("batch_size", self.batch_size)):
             theirs = details.get(name)
             if mine is not None and theirs is not None and int(theirs) != mine:
+                # On sqlite the pool is the worker count (memoryd's `workers`, one per core by default).
+                key = "workers" if sqlite and name == "connection_pool_size" else f"firestore.{name}"
                 notes.append(f"{name}={mine} is not the daemon's ({int(theirs)}); it is set in memoryd's config "
-                             f"as firestore.{name}")
+                             f"as {key}")
         if self.project_id is not None and details.get("backend") == "sqlite":
             notes.append(f"project_id={self.project_id!r} is not used: memoryd runs the sqlite backend")
         if notes:

@@ -137,7 +137,9 @@ def test_backend_that_differs_from_the_daemons_is_refused(daemon, backend: str) 
 
 
 def test_pool_size_that_differs_logs_one_warning(make_daemon, caplog) -> None:
-    d = make_daemon(["--connection-pool-size", "3"])
+    # The daemon's pool is 3: workers = 3 (on sqlite the pool is the worker count; on Firestore the flag
+    # sets both).
+    d = make_daemon(["--connection-pool-size", "3"], env={"MEMORYD_WORKERS": "3"})
 
     async def main() -> None:
         m = FirestoreMemoryManagerV2(socket_path=d.socket_path, connection_pool_size=10, batch_size=100)
