@@ -50,6 +50,10 @@ final class WorkerTests: XCTestCase {
             contexts.append(context)
             return Page(items: [])
         }
+        func listMemoryItems(_ query: ListItemsQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
+            contexts.append(context)
+            return Page(items: [])
+        }
         func cleanupExpired(context: CallContext) throws(MemoryError) -> UInt64 {
             contexts.append(context)
             return 0
