@@ -26,13 +26,16 @@ public struct BackendRegistration: Sendable {
     public var validate: @Sendable (DaemonConfig) throws(ConfigError) -> Void
     /// Opens the backend for a validated configuration; makes no request yet where it can avoid it.
     public var open: @Sendable (DaemonConfig, Logger) throws -> StoreBackend
+    /// Layouts of older systems this backend converts in place (`memoryd migrate --from v1`); the backend
+    /// `open` returns then implements ``InPlaceMigrating``.
+    public var legacyFormats: [String]
 
     public init(
         name: String, aliases: [String] = [], summary: String, keys: [ConfigKey] = [],
         standardEnvironment: [(variable: String, key: String)] = [], flags: [ConfigFlag] = [],
         defaultWorkers: @escaping @Sendable (DaemonConfig) -> Int,
         validate: @escaping @Sendable (DaemonConfig) throws(ConfigError) -> Void = { _ throws(ConfigError) in },
-        open: @escaping @Sendable (DaemonConfig, Logger) throws -> StoreBackend
+        open: @escaping @Sendable (DaemonConfig, Logger) throws -> StoreBackend, legacyFormats: [String] = []
     ) {
         self.name = name
         self.aliases = aliases
@@ -43,6 +46,7 @@ public struct BackendRegistration: Sendable {
         self.defaultWorkers = defaultWorkers
         self.validate = validate
         self.open = open
+        self.legacyFormats = legacyFormats
     }
 
     /// True when `backend = name` selects this backend.

@@ -65,7 +65,8 @@ extension FirestoreBackend {
         },
         open: { config, logger in
             try FirestoreBackend(config: FirestoreConfig(config), limits: config.limits, logger: logger)
-        })
+        },
+        legacyFormats: FirestoreBackend.legacyFormats)
 }
 
 extension FirestoreConfig {
