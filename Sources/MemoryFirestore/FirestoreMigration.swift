@@ -103,6 +103,7 @@ extension FirestoreConnection {
                 summary.failed += outcome.failed
             }
             progress(summary)
+            logger.debug("\(collection): page done; so far \(summary.line)")
             if plans.count < pageSize { break }
         }
         return summary
