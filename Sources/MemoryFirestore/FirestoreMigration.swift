@@ -221,7 +221,8 @@ extension FirestoreConnection {
             isVector = true
             for i in 0..<map.pointee.n_fields {
                 guard let e = entries[i], let key = e.pointee.key, String(cString: key) == "value",
-                    let x = e.pointee.value
+                    let x = e.pointee.value,
+                    x.pointee.value_type_case == GOOGLE__FIRESTORE__V1__VALUE__VALUE_TYPE_ARRAY_VALUE
                 else { continue }
                 array = x.pointee.array_value
             }

@@ -131,7 +131,7 @@ struct Migrate: ParsableCommand {
             return try migrating.migrateInPlace(options, logger: logger) { Progress.show($0.line) }
         } catch {
             Progress.clear()
-            fail("memoryd migrate: \(error.message)")
+            failRun("memoryd migrate: \(error.message)")
         }
     }
 
@@ -172,7 +172,7 @@ struct Migrate: ParsableCommand {
             return summary
         } catch {
             Progress.clear()
-            fail("memoryd migrate: \(error.message)")
+            failRun("memoryd migrate: \(error.message)")
         }
     }
 
@@ -184,6 +184,14 @@ struct Migrate: ParsableCommand {
             fail("memoryd migrate: cannot open the \(registration.name) backend: \(error)")
         }
     }
+}
+
+/// Stops a migration that could not go on (the store unreachable, credentials refused): exit status 1, as for
+/// failed documents; 2 stays for a bad configuration.
+func failRun(_ message: String) -> Never {
+    var bytes = Array((message + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    exit(1)
 }
 
 /// The progress line on stderr, drawn only when stderr is a terminal.

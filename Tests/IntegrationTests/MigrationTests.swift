@@ -392,6 +392,14 @@ final class MigrationTests: XCTestCase {
             XCTAssertEqual(r.status, 64, "\(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
         }
+        // A store that cannot be reached stops the run: exit status 1, one line saying why.
+        let unreachable = try runToEnd(
+            TestPaths.binary("memoryd"),
+            ["migrate", "--from", "v1", "--config", "/dev/null", "--project-id", "p", "--emulator-host",
+                "127.0.0.1:\(freeTCPPort())"],
+            environment: ["PATH": "/usr/bin:/bin", "MEMORYD_FIRESTORE_MAX_RETRIES": "0"], inherit: false)
+        XCTAssertEqual(unreachable.status, 1, unreachable.stderr)
+        XCTAssertTrue(unreachable.stderr.contains("memoryd migrate: Firestore unreachable"), unreachable.stderr)
         // The daemon is still the default command, its help unchanged but for the pointer to migrate.
         let help = try runToEnd(TestPaths.binary("memoryd"), ["--help"])
         XCTAssertEqual(help.status, 0)
