@@ -30,6 +30,9 @@ public struct BackendRegistration: Sendable {
     /// start would refuse (a data directory that cannot be created), warnings for what may come up later
     /// (a backend that does not answer yet).
     public var preflight: @Sendable (DaemonConfig, Logger) -> [ConfigFinding]
+    /// Layouts of older systems this backend converts in place (`memoryd migrate --from v1`); the backend
+    /// `open` returns then implements ``InPlaceMigrating``.
+    public var legacyFormats: [String]
 
     public init(
         name: String, aliases: [String] = [], summary: String, keys: [ConfigKey] = [],
@@ -37,7 +40,8 @@ public struct BackendRegistration: Sendable {
         defaultWorkers: @escaping @Sendable (DaemonConfig) -> Int,
         validate: @escaping @Sendable (DaemonConfig) throws(ConfigError) -> Void = { _ throws(ConfigError) in },
         open: @escaping @Sendable (DaemonConfig, Logger) throws -> StoreBackend,
-        preflight: @escaping @Sendable (DaemonConfig, Logger) -> [ConfigFinding] = { _, _ in [] }
+        preflight: @escaping @Sendable (DaemonConfig, Logger) -> [ConfigFinding] = { _, _ in [] },
+        legacyFormats: [String] = []
     ) {
         self.name = name
         self.aliases = aliases
@@ -49,6 +53,7 @@ public struct BackendRegistration: Sendable {
         self.validate = validate
         self.open = open
         self.preflight = preflight
+        self.legacyFormats = legacyFormats
     }
 
     /// True when `backend = name` selects this backend.

@@ -110,10 +110,15 @@ public struct ScoredItem: Sendable, Equatable {
 public struct Page<Element: Sendable>: Sendable {
     public var items: [Element]
     public var nextPageToken: String
+    /// Ids of stored records in this page's range that could not be read (malformed documents an older
+    /// system left): left out of `items` and logged by the backend. Not sent to clients; `memoryd migrate`
+    /// counts them as failed.
+    public var skippedIDs: [String]
 
-    public init(items: [Element], nextPageToken: String = "") {
+    public init(items: [Element], nextPageToken: String = "", skippedIDs: [String] = []) {
         self.items = items
         self.nextPageToken = nextPageToken
+        self.skippedIDs = skippedIDs
     }
 }
 

@@ -100,6 +100,16 @@ extension ProtoArena {
     /// A vector value (SPEC §9): a map with `__type__: "__vector__"` and `value`, an array of doubles. The
     /// doubles are one C array of values filled in a single pass.
     func vectorValue(_ values: [Float]) -> UnsafeMutablePointer<FSValue> {
+        mapValue([("__type__", stringValue("__vector__")), ("value", doublesArray(values))])
+    }
+
+    /// A vector value of these exact doubles (`memoryd migrate` keeps the old manager's values bit for bit).
+    func vectorValue(doubles values: [Double]) -> UnsafeMutablePointer<FSValue> {
+        mapValue([("__type__", stringValue("__vector__")), ("value", doublesArray(values))])
+    }
+
+    /// A plain array of doubles (how the original manager stored embeddings).
+    func doublesArray<F: BinaryFloatingPoint>(_ values: [F]) -> UnsafeMutablePointer<FSValue> {
         let arr = message(FSArrayValue.self, google__firestore__v1__array_value__init)
         arr.pointee.n_values = values.count
         if !values.isEmpty {
@@ -113,11 +123,10 @@ extension ProtoArena {
             }
             arr.pointee.values = pointers
         }
-        let array = value {
+        return value {
             $0.pointee.value_type_case = GOOGLE__FIRESTORE__V1__VALUE__VALUE_TYPE_ARRAY_VALUE
             $0.pointee.array_value = arr
         }
-        return mapValue([("__type__", stringValue("__vector__")), ("value", array)])
     }
 
     func document(name: String, fields: [(String, UnsafeMutablePointer<FSValue>)]) -> UnsafeMutablePointer<FSDocument> {
@@ -188,12 +197,23 @@ extension ProtoArena {
         return c
     }
 
-    /// An `update` write of a whole document (all fields replaced: no update mask).
-    func updateWrite(_ document: UnsafeMutablePointer<FSDocument>, _ p: Precondition) -> UnsafeMutablePointer<FSWrite> {
+    /// An `update` write: of the whole document (all fields replaced) without `mask`, else of the field paths
+    /// in `mask` only (the others are left as stored).
+    func updateWrite(_ document: UnsafeMutablePointer<FSDocument>, _ p: Precondition, mask: [String]? = nil)
+        -> UnsafeMutablePointer<FSWrite>
+    {
         let w = message(FSWrite.self, google__firestore__v1__write__init)
         w.pointee.operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE
         w.pointee.update = document
         w.pointee.current_document = precondition(p)
+        if let mask {
+            let m = message(FSDocumentMask.self, google__firestore__v1__document_mask__init)
+            m.pointee.n_field_paths = mask.count
+            let paths = alloc(UnsafeMutablePointer<CChar>?.self, count: max(1, mask.count))
+            for (i, path) in mask.enumerated() { paths[i] = string(path) }
+            m.pointee.field_paths = paths
+            w.pointee.update_mask = m
+        }
         return w
     }
 

@@ -45,7 +45,7 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
         self.config = config
         self.limits = limits
         self.logger = logger
-        self.shared = FirestoreShared(config: config, tokens: tokens)
+        self.shared = FirestoreShared(config: config, tokens: tokens, logger: logger)
         logger.info(
             "firestore backend: project \(config.projectID), database \(config.database), endpoint \(config.endpointDescription)",
             metadata: [
@@ -66,6 +66,7 @@ public final class FirestoreBackend: StoreBackend, @unchecked Sendable {
             "firestore_connections_open": .number(Double(shared.connectionsOpen.load(ordering: .relaxed))),
             "firestore_pool_size": .number(Double(config.poolSize)),
             "firestore_last_error": .string(shared.lastError),
+            "firestore_malformed_skipped": .number(Double(shared.malformedSkipped.load(ordering: .relaxed))),
         ]
     }
 

@@ -4,10 +4,14 @@ import MemoryUtilities
 
 /// A row of a listing: the decoded value and what paging needs to know about its document.
 struct ListedRow<T> {
-    var value: T
+    var value: T?
+    /// Why the document cannot be read (DocumentChecks); then `value` is nil.
+    var problem: String?
     var expired: Bool
     var timestamp: Timestamp?
     var name: String
+
+    var id: String { name.lastIndex(of: "/").map { String(name[name.index(after: $0)...]) } ?? name }
 }
 
 extension FirestoreConnection {
@@ -18,16 +22,19 @@ extension FirestoreConnection {
     ///
     /// Expired documents still stored (TTL deletes lazily) are skipped client-side; the loop keeps reading
     /// until it holds `limit + 1` live rows or the data ends, so expired rows never shorten a page, and the
-    /// extra row tells whether there is a next page.
+    /// extra row tells whether there is a next page. Malformed documents (`check` names their problem) are
+    /// left out too, logged, and their ids returned once: with the page whose range holds them.
     func livePage<T>(
         collection: String, filters: Filters, descending: Bool = true, limit: Int, cursor: PageCursor?,
-        select: [String]? = nil, context: CallContext, decode: (UnsafePointer<FSDocument>) -> T
-    ) throws(MemoryError) -> (rows: [T], next: PageCursor?) {
+        select: [String]? = nil, context: CallContext, check: (UnsafePointer<FSDocument>) -> String?,
+        decode: (UnsafePointer<FSDocument>) -> T
+    ) throws(MemoryError) -> (rows: [T], next: PageCursor?, skipped: [String]) {
         var after: (Timestamp, String)? = cursor.map {
             ($0.timestamp, shared.documentName(collection: collection, id: $0.id))
         }
         let want = limit + 1
         var live: [ListedRow<T>] = []
+        var bad: [(afterLive: Int, row: ListedRow<T>)] = []
         var round = 0
         while live.count < want {
             // First round: exactly what is needed; later rounds (expired rows met) read ahead more.
@@ -44,11 +51,19 @@ extension FirestoreConnection {
                         select: select)
                 }, context: context
             ) { doc in
-                ListedRow(
-                    value: decode(doc), expired: DocumentDecoding.isExpired(doc, at: context.now),
+                let problem = check(doc)
+                return ListedRow(
+                    value: problem == nil ? decode(doc) : nil, problem: problem,
+                    expired: DocumentDecoding.isExpired(doc, at: context.now),
                     timestamp: DocumentDecoding.storedTimestamp(doc), name: DocumentDecoding.name(doc))
             }
-            live += rows.filter { !$0.expired }
+            for row in rows {
+                if row.problem != nil {
+                    bad.append((live.count, row))
+                } else if !row.expired {
+                    live.append(row)
+                }
+            }
             guard rows.count == fetch, let last = rows.last, let ts = last.timestamp else { break }
             after = (ts, last.name)
             round += 1
@@ -56,10 +71,12 @@ extension FirestoreConnection {
         let page = Array(live.prefix(limit))
         var next: PageCursor?
         if live.count > limit, let last = page.last, let ts = last.timestamp {
-            let id = last.name.lastIndex(of: "/").map { String(last.name[last.name.index(after: $0)...]) } ?? last.name
-            next = PageCursor(timestamp: ts, id: id)
+            next = PageCursor(timestamp: ts, id: last.id)
         }
-        return (page.map(\.value), next)
+        // A malformed row read ahead past this page's last row belongs to the next page's range.
+        let skipped = bad.filter { next == nil || $0.afterLive < limit }.map(\.row)
+        for row in skipped { reportSkipped(collection: collection, id: row.id, problem: row.problem ?? "") }
+        return (page.compactMap(\.value), next, skipped.map(\.id))
     }
 
     func conversationHistory(_ query: HistoryQuery, context: CallContext) throws(MemoryError) -> Page<MemoryItem> {
@@ -74,11 +91,12 @@ extension FirestoreConnection {
             }
             return f
         }
-        let (items, next) = try livePage(
+        let (items, next, skipped) = try livePage(
             collection: config.memoryCollection, filters: filters, limit: query.limit, cursor: query.cursor,
-            select: query.excludeEmbeddings ? FieldPath.itemWithoutEmbedding : nil, context: context
+            select: query.excludeEmbeddings ? FieldPath.itemWithoutEmbedding : nil, context: context,
+            check: DocumentChecks.itemProblem
         ) { DocumentDecoding.item($0) }
-        return Page(items: items, nextPageToken: next?.token ?? "")
+        return Page(items: items, nextPageToken: next?.token ?? "", skippedIDs: skipped)
     }
 
     func listAgentData(_ query: AgentDataQuery, context: CallContext) throws(MemoryError) -> Page<AgentData> {
@@ -88,10 +106,10 @@ extension FirestoreConnection {
             if !query.dataType.isEmpty { f.append(a.equal("data_type", .string(query.dataType))) }
             return f
         }
-        let (items, next) = try livePage(
+        let (items, next, skipped) = try livePage(
             collection: config.agentCollection, filters: filters, limit: query.limit, cursor: query.cursor,
-            context: context, decode: DocumentDecoding.agentData)
-        return Page(items: items, nextPageToken: next?.token ?? "")
+            context: context, check: DocumentChecks.agentDataProblem, decode: DocumentDecoding.agentData)
+        return Page(items: items, nextPageToken: next?.token ?? "", skippedIDs: skipped)
     }
 
     /// Every item (of one user / one type), oldest first: an ordered query over the collection with keyset
@@ -103,12 +121,12 @@ extension FirestoreConnection {
             if !query.itemType.isEmpty { f.append(a.equal("item_type", .string(query.itemType))) }
             return f
         }
-        let (items, next) = try livePage(
+        let (items, next, skipped) = try livePage(
             collection: config.memoryCollection, filters: filters, descending: false, limit: query.limit,
             cursor: query.cursor, select: query.excludeEmbeddings ? FieldPath.itemWithoutEmbedding : nil,
-            context: context
+            context: context, check: DocumentChecks.itemProblem
         ) { DocumentDecoding.item($0) }
-        return Page(items: items, nextPageToken: next?.token ?? "")
+        return Page(items: items, nextPageToken: next?.token ?? "", skippedIDs: skipped)
     }
 
     /// Firestore's own nearest-neighbour search (`find_nearest`, exact with a flat index), prefiltered by user
@@ -137,14 +155,21 @@ extension FirestoreConnection {
                         collection: config.memoryCollection, filters: f, vector: query.embedding,
                         measure: query.measure, limit: fetchLimit, distanceThreshold: threshold, select: select)
                 }, context: context
-            ) { doc -> (item: MemoryItem, distance: Double) in
+            ) { doc -> (item: MemoryItem, distance: Double, problem: String?) in
                 var distance = Double.nan
                 let item = DocumentDecoding.item(doc, distance: &distance)
-                return (item, distance)
+                return (item, distance, DocumentChecks.itemProblem(doc))
             }
             results = []
             var expired = 0
             for row in rows {
+                if let problem = row.problem {
+                    if round == 0 {
+                        reportSkipped(collection: config.memoryCollection, id: row.item.id, problem: problem)
+                    }
+                    expired += 1  // it took a slot, like an expired row
+                    continue
+                }
                 if row.item.isExpired(at: context.now) {
                     expired += 1
                     continue

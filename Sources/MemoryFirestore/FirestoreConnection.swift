@@ -169,12 +169,20 @@ final class FirestoreConnection: StoreConnection {
 
     func getMemoryItem(id: String, context: CallContext) throws(MemoryError) -> MemoryItem {
         let name = itemName(id)
-        guard let item = try fetch([name], context: context, decode: { DocumentDecoding.item($0) })[name],
-            !item.isExpired(at: context.now)
-        else {
+        let found = try fetch([name], context: context) { doc -> Result<MemoryItem, MalformedDocument> in
+            if let problem = DocumentChecks.itemProblem(doc) {
+                return .failure(MalformedDocument(id: id, problem: problem))
+            }
+            return .success(DocumentDecoding.item(doc))
+        }[name]
+        switch found {
+        case .success(let item) where !item.isExpired(at: context.now):
+            return item
+        case .failure(let bad):
+            throw Self.malformed(kind: "memory item", collection: config.memoryCollection, id: id, problem: bad.problem)
+        default:
             throw .notFound("memory item \(Validation.show(id)) not found")
         }
-        return item
     }
 
     func deleteMemoryItem(id: String, context: CallContext) throws(MemoryError) {
@@ -197,12 +205,20 @@ final class FirestoreConnection: StoreConnection {
 
     func getAgentData(id: String, context: CallContext) throws(MemoryError) -> AgentData {
         let name = agentName(id)
-        guard let data = try fetch([name], context: context, decode: DocumentDecoding.agentData)[name],
-            !data.isExpired(at: context.now)
-        else {
+        let found = try fetch([name], context: context) { doc -> Result<AgentData, MalformedDocument> in
+            if let problem = DocumentChecks.agentDataProblem(doc) {
+                return .failure(MalformedDocument(id: id, problem: problem))
+            }
+            return .success(DocumentDecoding.agentData(doc))
+        }[name]
+        switch found {
+        case .success(let data) where !data.isExpired(at: context.now):
+            return data
+        case .failure(let bad):
+            throw Self.malformed(kind: "agent data", collection: config.agentCollection, id: id, problem: bad.problem)
+        default:
             throw .notFound("agent data \(Validation.show(id)) not found")
         }
-        return data
     }
 
     // MARK: - Health

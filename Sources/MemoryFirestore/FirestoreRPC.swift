@@ -1,3 +1,4 @@
+import Logging
 import MemoryDomain
 import MemoryMetrics
 import MemoryUtilities
@@ -165,15 +166,19 @@ final class FirestoreShared: Sendable {
         get { metricsSlot.withLock { $0 } }
         set { metricsSlot.withLock { $0 = newValue } }
     }
+    /// Malformed documents that listings, history and search left out (DocumentChecks).
+    let malformedSkipped = Atomic<Int>(0)
+    let logger: Logger
     /// `x-goog-request-params` as Google's own clients send it: `database=…` for Commit, BatchWrite and
     /// BatchGetDocuments, `parent=…` for RunQuery (values URL-encoded, `/` kept).
     let databaseRouting: String
     let parentRouting: String
     private let lastErrorText = Mutex("")
 
-    init(config: FirestoreConfig, tokens: TokenSource) {
+    init(config: FirestoreConfig, tokens: TokenSource, logger: Logger) {
         self.config = config
         self.tokens = tokens
+        self.logger = logger
         breaker = CircuitBreaker(failureThreshold: config.failureThreshold, recoveryTimeoutS: config.recoveryTimeoutS)
         databaseRouting = "x-goog-request-params: database=\(Self.urlEncoded(config.databasePath))"
         parentRouting = "x-goog-request-params: parent=\(Self.urlEncoded(config.documentsPath))"

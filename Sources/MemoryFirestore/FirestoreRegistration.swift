@@ -84,7 +84,8 @@ extension FirestoreBackend {
             } catch {
                 return [ConfigFinding(.error, key: "backend", "cannot open the firestore backend: \(error)")]
             }
-        })
+        },
+        legacyFormats: FirestoreBackend.legacyFormats)
 }
 
 extension FirestoreConfig {

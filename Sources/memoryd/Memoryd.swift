@@ -10,8 +10,8 @@ import Glibc
 #endif
 
 /// `memoryd`: the daemon. Configuration comes from the TOML file, then `MEMORYD_*` variables, then these
-/// flags (SPEC §6). The backends' own flags (`--project-id`, ...) come from their registrations.
-@main
+/// flags (SPEC §6). The backends' own flags (`--project-id`, ...) come from their registrations. This is the
+/// default subcommand (`MemorydCommand` picks it unless the first argument is another one).
 struct Memoryd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "memoryd",
@@ -19,6 +19,8 @@ struct Memoryd: ParsableCommand {
         discussion: """
             Configuration: defaults < TOML file (--config) < MEMORYD_* environment variables < flags.
             Example: memoryd --socket /tmp/memoryd.sock --data-dir /tmp/memoryd
+
+            Other commands: memoryd migrate --from v1|sqlite|firestore … (see memoryd migrate --help).
 
             \(BackendFlags.help)
             """,
@@ -53,15 +55,19 @@ struct Memoryd: ParsableCommand {
     }
 
     func loadConfig() throws -> DaemonConfig {
+        try Self.loadConfig(path: config, flags: try flags())
+    }
+
+    /// The configuration from the file at `path` (optional when it is the default), the environment and `flags`.
+    static func loadConfig(path: String, flags: [String: String]) throws -> DaemonConfig {
         let env = Environment.current()
         var text: String?
-        if let data = TextFile.read(config) {
+        if let data = TextFile.read(path) {
             text = data
-        } else if config != DaemonConfig.defaultPath {
-            throw ConfigError(key: "--config", "cannot read \(config): \(String(cString: strerror(errno)))")
+        } else if path != DaemonConfig.defaultPath {
+            throw ConfigError(key: "--config", "cannot read \(path): \(String(cString: strerror(errno)))")
         }
-        return try DaemonConfig.load(
-            file: text, filePath: config, env: env, flags: try flags(), backends: BackendCatalog.all)
+        return try DaemonConfig.load(file: text, filePath: path, env: env, flags: flags, backends: BackendCatalog.all)
     }
 
     func run() throws {
