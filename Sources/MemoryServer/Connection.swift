@@ -128,7 +128,7 @@ final class Connection {
 
     private func didRead(_ bytes: UnsafeRawBufferPointer) {
         if !pendingInput.isEmpty {
-            pendingInput.append(contentsOf: bytes)
+            pendingInput.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
             return
         }
         feed(bytes)
@@ -153,7 +153,8 @@ final class Connection {
             return
         }
         if consumed < bytes.count && !closing && !goAwaySent {
-            pendingInput.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]))
+            pendingInput.append(
+                contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed...]).assumingMemoryBound(to: UInt8.self))
             stopReading()
         }
     }

@@ -110,11 +110,13 @@ extension FrameCodec {
             f.response = rp
             withUnsafeMutablePointer(to: &f) { fp in
                 let size = orchestra__rpc__v1__frame__get_packed_size(fp)
-                let start = out.count
-                out.append(contentsOf: repeatElement(0, count: size + 4))
-                out.withUnsafeMutableBufferPointer { b in
-                    LengthPrefix.write(UInt32(size), to: b.baseAddress! + start)
-                    _ = orchestra__rpc__v1__frame__pack(fp, b.baseAddress! + start + 4)
+                // Packed aside, then appended with one memcpy: growing the array element by element (as
+                // `append(contentsOf: repeatElement(0, …))` does in a debug build) held the loop for ~0.1 s
+                // per 256 KiB answer.
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: size + 4) { t in
+                    LengthPrefix.write(UInt32(size), to: t.baseAddress!)
+                    _ = orchestra__rpc__v1__frame__pack(fp, t.baseAddress! + 4)
+                    out.append(contentsOf: UnsafeBufferPointer(t))
                 }
             }
         }
