@@ -9,7 +9,7 @@ final class DocsTests: XCTestCase {
     /// Every Markdown document of the repository that readers follow.
     static let documents = [
         "README.md", "PROTOCOL.md", "docs/operating.md", "docs/firestore.md", "docs/architecture.md",
-        "docs/performance.md", "docs/reliability.md", "clients/python/README.md",
+        "docs/performance.md", "docs/reliability.md", "docs/migration.md", "clients/python/README.md",
     ]
 
     static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
@@ -50,6 +50,30 @@ final class DocsTests: XCTestCase {
     func testPerformance() throws { try run("docs/performance.md") }
     func testReliability() throws { try run("docs/reliability.md") }
     func testPythonClientREADME() throws { try run("clients/python/README.md") }
+    func testMigration() throws { try run("docs/migration.md") }
+
+    /// operating.md's Prometheus configuration and alert rules are what an operator copies: promtool must
+    /// accept both as written (the rules file under the name the configuration gives it).
+    func testOperatingPrometheusConfigurationPassesPromtool() throws {
+        let promtool = try MetricsTools.require("promtool", "Debian package prometheus")
+        let blocks = DocBlock.parse(
+            try String(contentsOfFile: TestPaths.packageRoot + "/docs/operating.md", encoding: .utf8),
+            file: "docs/operating.md")
+        let yaml = blocks.filter { $0.info == "yaml" }
+        guard let rules = yaml.first(where: { $0.text.hasPrefix("# memoryd-alerts.yml") }),
+            let config = yaml.first(where: { $0.text.contains("scrape_configs:") })
+        else { return XCTFail("operating.md has no yaml block for memoryd-alerts.yml or scrape_configs") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("promtool-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try rules.text.write(toFile: dir + "/memoryd-alerts.yml", atomically: true, encoding: .utf8)
+        try config.text.write(toFile: dir + "/prometheus.yml", atomically: true, encoding: .utf8)
+        let (rulesStatus, rulesOut) = try MetricsTools.run(promtool, ["check", "rules", dir + "/memoryd-alerts.yml"])
+        XCTAssertEqual(rulesStatus, 0, "promtool check rules: \(rulesOut)")
+        XCTAssertTrue(rulesOut.contains("SUCCESS: 2 rules found"), rulesOut)
+        let (configStatus, configOut) = try MetricsTools.run(promtool, ["check", "config", dir + "/prometheus.yml"])
+        XCTAssertEqual(configStatus, 0, "promtool check config: \(configOut)")
+    }
 
     /// A document nobody listed here runs too: every Markdown file at the top, in docs/ and in
     /// clients/python/.
