@@ -206,15 +206,16 @@ extension ProtoArena {
         w.pointee.operation_case = GOOGLE__FIRESTORE__V1__WRITE__OPERATION_UPDATE
         w.pointee.update = document
         w.pointee.current_document = precondition(p)
-        if let mask {
-            let m = message(FSDocumentMask.self, google__firestore__v1__document_mask__init)
-            m.pointee.n_field_paths = mask.count
-            let paths = alloc(UnsafeMutablePointer<CChar>?.self, count: max(1, mask.count))
-            for (i, path) in mask.enumerated() { paths[i] = string(path) }
-            m.pointee.field_paths = paths
-            w.pointee.update_mask = m
-        }
+        if let mask { w.pointee.update_mask = documentMask(mask) }
         return w
+    }
+
+    /// A DocumentMask of `paths`: the fields a read returns, or those an update writes.
+    func documentMask(_ paths: [String]) -> UnsafeMutablePointer<FSDocumentMask> {
+        let m = message(FSDocumentMask.self, google__firestore__v1__document_mask__init)
+        m.pointee.n_field_paths = paths.count
+        m.pointee.field_paths = array(paths, string)
+        return m
     }
 
     func deleteWrite(name: String, _ p: Precondition) -> UnsafeMutablePointer<FSWrite> {

@@ -163,19 +163,8 @@ extension ProtoArena {
             google__firestore__v1__batch_get_documents_request__init)
         r.pointee.database = string(database)
         r.pointee.n_documents = names.count
-        if !names.isEmpty {
-            let arr = alloc(UnsafeMutablePointer<CChar>?.self, count: names.count)
-            for (i, n) in names.enumerated() { arr[i] = string(n) }
-            r.pointee.documents = arr
-        }
-        if let mask {
-            let m = message(FSDocumentMask.self, google__firestore__v1__document_mask__init)
-            m.pointee.n_field_paths = mask.count
-            let arr = alloc(UnsafeMutablePointer<CChar>?.self, count: max(1, mask.count))
-            for (i, n) in mask.enumerated() { arr[i] = string(n) }
-            m.pointee.field_paths = arr
-            r.pointee.mask = m
-        }
+        r.pointee.documents = array(names, string)
+        if let mask { r.pointee.mask = documentMask(mask) }
         return Self.framed(r)
     }
 
