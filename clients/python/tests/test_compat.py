@@ -136,7 +136,7 @@ def test_backend_that_differs_from_the_daemons_is_refused(daemon, backend: str) 
     asyncio.run(main())
 
 
-def test_pool_size_that_differs_logs_one_warning(make_daemon, caplog) -> None:
+def test_pool_size_that_differs_logs_one_warning(make_daemon, backend: str, caplog) -> None:
     # The daemon's pool is 3: workers = 3 (on sqlite the pool is the worker count; on Firestore the flag
     # sets both).
     d = make_daemon(["--connection-pool-size", "3"], env={"MEMORYD_WORKERS": "3"})
@@ -155,7 +155,9 @@ def test_pool_size_that_differs_logs_one_warning(make_daemon, caplog) -> None:
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warned) == 1, [r.getMessage() for r in warned]
     text = warned[0].getMessage()
-    assert "connection_pool_size=10" in text and "(3)" in text and "firestore.connection_pool_size" in text
+    # The warning names the daemon's own key: on sqlite the pool is the worker count.
+    key = "workers" if backend == "sqlite" else "firestore.connection_pool_size"
+    assert "connection_pool_size=10" in text and "(3)" in text and f"as {key}" in text, text
 
 
 def test_project_id(daemon, backend: str, caplog) -> None:
