@@ -98,13 +98,9 @@ extension ProtoArena {
     }
 
     /// A vector value (SPEC §9): a map with `__type__: "__vector__"` and `value`, an array of doubles. The
-    /// doubles are one C array of values filled in a single pass.
-    func vectorValue(_ values: [Float]) -> UnsafeMutablePointer<FSValue> {
-        mapValue([("__type__", stringValue("__vector__")), ("value", doublesArray(values))])
-    }
-
-    /// A vector value of these exact doubles (`memoryd migrate` keeps the old manager's values bit for bit).
-    func vectorValue(doubles values: [Double]) -> UnsafeMutablePointer<FSValue> {
+    /// doubles are one C array of values filled in a single pass; doubles given as such are kept bit for bit
+    /// (`memoryd migrate` converts the old manager's arrays).
+    func vectorValue<F: BinaryFloatingPoint>(_ values: [F]) -> UnsafeMutablePointer<FSValue> {
         mapValue([("__type__", stringValue("__vector__")), ("value", doublesArray(values))])
     }
 

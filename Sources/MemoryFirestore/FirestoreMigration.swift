@@ -244,7 +244,7 @@ extension FirestoreConnection {
         var fields: [(String, UnsafeMutablePointer<FSValue>)] = []
         var mask: [String] = []
         if let e = r.embedding {
-            fields.append(("embedding", e.asVector ? a.vectorValue(doubles: e.values) : a.doublesArray(e.values)))
+            fields.append(("embedding", e.asVector ? a.vectorValue(e.values) : a.doublesArray(e.values)))
             mask.append("embedding")
         }
         if let hash = r.contentHash {
