@@ -66,7 +66,8 @@ let package = Package(
         .target(
             name: "MemoryFirestore",
             dependencies: [
-                "MemoryDomain", "MemoryUtilities", "MemoryMetrics", "CCurl", "CCrypto", "CFirestoreProto",
+                "MemoryDomain", "MemoryUtilities", "MemoryMetrics", "MemoryPosix", "CCurl", "CCrypto",
+                "CFirestoreProto",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // Every backend of this build, by name: the one list a new backend is added to.

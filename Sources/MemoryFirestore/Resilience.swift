@@ -1,4 +1,5 @@
 import MemoryDomain
+import MemoryPosix
 import MemoryUtilities
 import Synchronization
 
@@ -26,9 +27,7 @@ struct RetryPolicy: Sendable {
 
 func sleepMilliseconds(_ ms: Double) {
     guard ms > 0 else { return }
-    var ts = timespec(tv_sec: Int(ms / 1000), tv_nsec: Int((ms.truncatingRemainder(dividingBy: 1000)) * 1_000_000))
-    var rest = timespec()
-    while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
+    sleepNanoseconds(UInt64(ms * 1_000_000))
 }
 
 /// A circuit breaker shared by all connections of a backend.
