@@ -189,8 +189,7 @@ struct Migrate: ParsableCommand {
 /// Stops a migration that could not go on (the store unreachable, credentials refused): exit status 1, as for
 /// failed documents; 2 stays for a bad configuration.
 func failRun(_ message: String) -> Never {
-    var bytes = Array((message + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    writeStderr(message)
     exit(1)
 }
 
