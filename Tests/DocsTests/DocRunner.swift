@@ -250,48 +250,13 @@ final class DocRunner {
             "PATH": path, "HOME": sandbox + "/home", "TZ": "UTC", "LANG": "C.UTF-8",
             "MEMORYD_SOCKET": substitute("/run/memoryd/memoryd.sock"), "TERM": "dumb",
         ]
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        // glibc's POSIX_SPAWN_SETSID (0x80, since 2.26) is a _GNU_SOURCE name Swift does not import.
-        let setsid: Int32 = 0x80
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | setsid))
-        let arguments: [String] = ["/bin/bash", sandbox + "/.doc-script.sh"]
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for p in argv + envp { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/bash", &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw DaemonError("posix_spawn bash: \(String(cString: strerror(rc)))") }
-
-        // The new session's id is bash's pid.
-        let deadline = Date().addingTimeInterval(timeout)
-        var status: Int32 = 0
-        var exitStatus: Int32?
-        while exitStatus == nil && Date() < deadline {
-            if waitpid(pid, &status, WNOHANG) == pid {
-                exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-            } else {
-                usleep(20_000)
-            }
-        }
-        killSession(pid)
-        if exitStatus == nil {
-            _ = waitpid(pid, &status, 0)
-        }
+        // A session of its own: killSession stops what the document left running (daemons, the emulator).
+        let bash = try SpawnedProcess(
+            "/bin/bash", [sandbox + "/.doc-script.sh"], environment: environment, output: outPath, truncate: true,
+            newSession: true)
+        let exitStatus = bash.wait(timeout: timeout)
+        killSession(bash.pid)
+        _ = bash.wait(timeout: 10)
         var output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
         if exitStatus == nil { output += "\n(the document did not finish within \(Int(timeout)) s)\n" }
         return (exitStatus ?? -1, output)

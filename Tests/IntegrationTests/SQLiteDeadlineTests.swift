@@ -14,57 +14,6 @@ import Glibc
 /// DEADLINE_EXCEEDED within its deadline, the worker free for the next call while the lock is still held,
 /// the write not committed once the lock goes, and its retry accepted.
 final class SQLiteDeadlineTests: XCTestCase {
-    /// Another process (python3's sqlite3) holding `BEGIN IMMEDIATE` on the daemon's database until told.
-    final class Locker {
-        let process = Process()
-        let input = Pipe()
-        let output = Pipe()
-
-        init(database: String) throws {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", "-c",
-                """
-                import sqlite3, sys
-                c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-                c.execute("BEGIN IMMEDIATE")
-                print("locked", flush=True)
-                sys.stdin.readline()
-                c.execute("ROLLBACK")
-                print("released", flush=True)
-                """,
-                database,
-            ]
-            process.standardInput = input
-            process.standardOutput = output
-            try process.run()
-            try expect("locked")
-        }
-
-        func release() throws {
-            input.fileHandleForWriting.write(Data("go\n".utf8))
-            try expect("released")
-            process.waitUntilExit()
-        }
-
-        var isHolding: Bool { process.isRunning }
-
-        private func expect(_ line: String) throws {
-            let fd = output.fileHandleForReading.fileDescriptor
-            var got: [UInt8] = []
-            while !got.contains(UInt8(ascii: "\n")) {
-                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                guard poll(&p, 1, 30_000) > 0 else { throw DaemonError("the locker did not say \(line)") }
-                var buf = [UInt8](repeating: 0, count: 256)
-                let n = read(fd, &buf, buf.count)
-                guard n > 0 else { throw DaemonError("the locker exited before saying \(line)") }
-                got += buf[0..<n]
-            }
-            let text = String(decoding: got, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            guard text == line else { throw DaemonError("the locker said \(text), not \(line)") }
-        }
-    }
-
     func testAWriteOnALockedDatabaseEndsAtItsDeadlineAndTheWorkerIsFreeAgain() throws {
         let daemon = try startDaemon(["MEMORYD_WORKERS": "1"])
         defer {
@@ -76,7 +25,7 @@ final class SQLiteDeadlineTests: XCTestCase {
         let conn = try daemon.connection()
         defer { conn.close() }
 
-        let locker = try Locker(database: daemon.dataDir + "/default.sqlite3")
+        let locker = try DatabaseLocker(database: daemon.dataDir + "/default.sqlite3")
         let item = MemoryItem(
             id: "late", userID: "u", textContent: "written under a lock", embedding: [1, 0, 0, 0, 0, 0, 0, 0])
         let t0 = monotonicNanos()
