@@ -17,8 +17,11 @@ from array import array
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
+from google.protobuf.message import DecodeError
+
 from . import models as m
 from ._proto.orchestra.memory.v1 import service_pb2
+from ._wire import _read_varint as _varint  # a varint over 10 bytes raises DecodeError: left to the parser
 from .models import MemoryItem, Page
 
 _DOUBLE = struct.Struct("<d")
@@ -28,23 +31,6 @@ _BIG_ENDIAN = sys.byteorder == "big"
 
 class _Unexpected(Exception):
     """A layout the hand decoder leaves to the generated parser."""
-
-
-def _varint(buf: bytes, pos: int) -> Tuple[int, int]:
-    b = buf[pos]
-    if b < 128:
-        return b, pos + 1
-    result = b & 0x7F
-    shift = 7
-    while True:
-        pos += 1
-        b = buf[pos]
-        result |= (b & 0x7F) << shift
-        if b < 128:
-            return result, pos + 1
-        shift += 7
-        if shift > 63:
-            raise _Unexpected("varint too long")
 
 
 def _skip(buf: bytes, pos: int, wire_type: int) -> int:
@@ -335,7 +321,7 @@ def get_item_response(payload: bytes) -> MemoryItem:
                 pos = _skip(payload, pos, tag & 7)
         if pos == end:
             return _item(payload, *found) if found else _item(b"", 0, 0)
-    except (_Unexpected, IndexError, UnicodeDecodeError, struct.error):
+    except (_Unexpected, DecodeError, IndexError, UnicodeDecodeError, struct.error):
         pass
     return m.item_from_proto(service_pb2.GetMemoryItemResponse.FromString(payload).item)
 
@@ -345,7 +331,7 @@ def history_response(payload: bytes) -> Page:
     try:
         items, token = _items(payload, scored=False)
         return Page(items, token)
-    except (_Unexpected, IndexError, UnicodeDecodeError, struct.error):
+    except (_Unexpected, DecodeError, IndexError, UnicodeDecodeError, struct.error):
         r = service_pb2.GetConversationHistoryResponse.FromString(payload)
         return Page([m.item_from_proto(x) for x in r.items], r.next_page_token)
 
@@ -354,6 +340,6 @@ def search_response(payload: bytes) -> List[Tuple[MemoryItem, float]]:
     """SemanticSearchResponse → ``[(item, score)]``."""
     try:
         return _items(payload, scored=True)[0]
-    except (_Unexpected, IndexError, UnicodeDecodeError, struct.error):
+    except (_Unexpected, DecodeError, IndexError, UnicodeDecodeError, struct.error):
         r = service_pb2.SemanticSearchResponse.FromString(payload)
         return [(m.item_from_proto(x.item), x.score) for x in r.results]
